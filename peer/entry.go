@@ -1,0 +1,20 @@
+package peer
+
+// EntryKind says what an Entry's Data holds.
+type EntryKind uint8
+
+const (
+	// KindCommands entries carry an opaque batch of state-machine commands.
+	KindCommands EntryKind = iota
+	// KindNoop entries fill a slot a new leader found empty; they apply nothing.
+	KindNoop
+)
+
+// Entry is the value of one log slot together with the ballot at which the
+// replica accepted it.
+type Entry struct {
+	Slot   uint64
+	Ballot Ballot
+	Kind   EntryKind
+	Data   []byte
+}

@@ -1,0 +1,64 @@
+package peer
+
+// Durable is what a replica had on stable storage when it (re)started: all the
+// acceptor state, and how far the state machine had applied the log.
+type Durable struct {
+	// Promised is the highest ballot promised. An accepted entry implies a promise
+	// of its ballot, so New takes the higher of Promised and every entry's ballot.
+	Promised Ballot
+	// Entries are the accepted entries still in the log, in any order.
+	Entries []Entry
+	// Applied is the last slot the state machine applied; every slot up to it is
+	// chosen and needs no entry.
+	Applied uint64
+}
+
+// ReadState tells the caller that the linearizable read identified by Token may be
+// served once the state machine has applied every slot up to Index.
+type ReadState struct {
+	Token uint64
+	Index uint64
+}
+
+// Ready is a batch of work for the caller; see the package comment for the order in
+// which it must be carried out.
+type Ready struct {
+	// SavePromised is true when Promised must be written to stable storage.
+	SavePromised bool
+	Promised     Ballot
+	// Entries must be written to stable storage (each replacing any entry at the
+	// same slot) before Messages are sent.
+	Entries []Entry
+	// Messages are to be sent after Promised and Entries are durable.
+	Messages []Message
+	// Committed are chosen entries to apply, in slot order, each following the last.
+	Committed []Entry
+	// Reads may be served once the state machine has applied up to their Index.
+	Reads []ReadState
+	// FailedReads are tokens of reads this replica can no longer confirm (it lost
+	// leadership); the caller answers them with an error.
+	FailedReads []uint64
+	// Leader is the replica this one believes leads (0: none known), and IsLeader
+	// whether that is this replica.
+	Leader   uint64
+	IsLeader bool
+	// LeaderChanged is true when Leader or IsLeader differ from the previous Ready.
+	// Proposals waiting for a result may never get one after a change: the caller
+	// fails them (the client retries with the same sequence number).
+	LeaderChanged bool
+}
+
+// Status is a replica's view of itself, for operators.
+type Status struct {
+	ID       uint64
+	Leader   uint64
+	IsLeader bool
+	Promised Ballot
+	// Chosen: every slot up to it is known to be chosen.
+	Chosen uint64
+	// Applied: every slot up to it has been handed to the caller to apply.
+	Applied uint64
+	// LogEntries is the number of accepted entries held in memory.
+	LogEntries int
+	Members    []uint64
+}

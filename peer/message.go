@@ -63,6 +63,11 @@ type Message struct {
 	OK bool
 	// Slot is the first slot a MsgPrepare asks about.
 	Slot uint64
+	// Probe marks a MsgPrepare (and its MsgPromise) that only asks whether the
+	// acceptor would promise, changing nothing: a replica runs such a pre-vote before
+	// raising its ballot, so one that was cut off cannot depose a working leader by
+	// coming back with a higher ballot (Raft thesis, section 9.6).
+	Probe bool
 	// Entries are proposed (MsgAccept), reported accepted (MsgPromise) or chosen
 	// (MsgExecute).
 	Entries []Entry

@@ -1,0 +1,96 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+)
+
+// Config configures a Replica. The zero value of each optional field means its
+// default.
+type Config struct {
+	// ID is this replica's id: non-zero and one of Members.
+	ID uint64
+	// Members are the ids of the voting replicas, this one included (1 to 64 of them).
+	Members []uint64
+	// ElectionTicks is the shortest election timeout in ticks; each timeout is drawn
+	// at random from [ElectionTicks, 2*ElectionTicks). Default 10.
+	ElectionTicks int
+	// HeartbeatTicks is how often a leader sends heartbeats. Default 1.
+	HeartbeatTicks int
+	// MaxInflight bounds the accept requests in flight to one follower. Default 8.
+	MaxInflight int
+	// MaxEntriesPerMessage and MaxBytesPerMessage bound one accept or execute
+	// message. Defaults 256 and 4 MiB.
+	MaxEntriesPerMessage int
+	MaxBytesPerMessage   int
+	// Seed seeds the randomised election timeouts, so a run can be replayed.
+	Seed int64
+	// Logger receives one line per event worth knowing (elections, leader
+	// changes). Nil discards.
+	Logger *slog.Logger
+}
+
+// Errors returned by Replica methods.
+var (
+	// ErrNotLeader: the request needs the leader, and this replica does not lead.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNotReady: the leader has not yet chosen the slots left open by its
+	// predecessors, so it cannot yet order new commands or reads behind them.
+	ErrNotReady = errors.New("leader not ready")
+)
+
+func (c Config) withDefaults() Config {
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 8
+	}
+	if c.MaxEntriesPerMessage == 0 {
+		c.MaxEntriesPerMessage = 256
+	}
+	if c.MaxBytesPerMessage == 0 {
+		c.MaxBytesPerMessage = 4 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first thing wrong with c.
+func (c Config) Validate() error {
+	if c.ID == 0 {
+		return errors.New("replica id must be non-zero")
+	}
+	if len(c.Members) == 0 || len(c.Members) > 64 {
+		return fmt.Errorf("need 1 to 64 members, have %d", len(c.Members))
+	}
+	seen := make(map[uint64]bool, len(c.Members))
+	for _, m := range c.Members {
+		if m == 0 {
+			return errors.New("member id 0 is not allowed")
+		}
+		if seen[m] {
+			return fmt.Errorf("member %d listed twice", m)
+		}
+		seen[m] = true
+	}
+	if !slices.Contains(c.Members, c.ID) {
+		return fmt.Errorf("replica %d is not among the members %v", c.ID, c.Members)
+	}
+	if c.ElectionTicks < 0 || c.HeartbeatTicks < 0 || c.MaxInflight < 0 ||
+		c.MaxEntriesPerMessage < 0 || c.MaxBytesPerMessage < 0 {
+		return errors.New("tick counts and limits must not be negative")
+	}
+	if c.HeartbeatTicks > 0 && c.ElectionTicks > 0 && c.HeartbeatTicks >= c.ElectionTicks {
+		return fmt.Errorf("heartbeat interval (%d ticks) must be shorter than the election timeout (%d ticks)",
+			c.HeartbeatTicks, c.ElectionTicks)
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package peer
+
+// inflightAccept is one accept request a leader awaits an answer to.
+type inflightAccept struct {
+	first, last uint64 // slots carried; last < first for a heartbeat
+	commit      uint64 // the commit point it carried
+	sentAt      int    // leader tick when sent
+}
+
+// progress is what the leader knows of one follower.
+type progress struct {
+	next      uint64 // next slot to send
+	inflight  map[uint64]inflightAccept
+	chosen    uint64 // the follower's chosen prefix, as last reported
+	executing bool   // an execute request is in flight
+	execAt    int
+	paused    bool // the last request failed: send heartbeats only until one succeeds
+	heardAt   int  // leader tick of the last answer at our ballot
+	acked     uint64
+}
+
+// pendingRead is a linearizable read waiting for a heartbeat round to confirm
+// that this replica still leads.
+type pendingRead struct {
+	token uint64
+	index uint64
+	round uint64 // 0 until a heartbeat round is assigned
+}
+
+// leadership is a replica's state while it leads with ballot.
+type leadership struct {
+	ballot       Ballot
+	nextSlot     uint64
+	readyAt      uint64 // the leader serves reads once the chosen prefix reaches it
+	votes        map[uint64]quorum
+	followers    map[uint64]*progress
+	roundTrip    uint64 // number of the last accept request sent, all followers
+	ticks        int
+	heartbeatDue bool
+	lastBeat     int
+	reads        []pendingRead
+}
+
+func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {
+	l := &leadership{
+		ballot:    b,
+		nextSlot:  nextSlot,
+		votes:     make(map[uint64]quorum),
+		followers: make(map[uint64]*progress),
+	}
+	for _, m := range r.members {
+		if m != r.id {
+			l.followers[m] = &progress{next: r.chosen + 1, inflight: make(map[uint64]inflightAccept)}
+		}
+	}
+	return l
+}
+
+func (l *leadership) needsFlush() bool {
+	if l.heartbeatDue {
+		return true
+	}
+	for _, rd := range l.reads {
+		if rd.round == 0 {
+			return true
+		}
+	}
+	for _, p := range l.followers {
+		if !p.paused && p.next < l.nextSlot && len(p.inflight) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// flushLeader sends what the leader owes its followers: new entries to every
+// follower with room in its pipeline, and a heartbeat round when one is due or a
+// read waits for one. Entries proposed since the last Ready travel in one message.
+func (r *Replica) flushLeader() {
+	l := r.lead
+	beat := l.heartbeatDue
+	for _, rd := range l.reads {
+		if rd.round == 0 {
+			beat = true
+		}
+	}
+	if len(l.followers) == 0 {
+		// A single replica confirms its reads by itself.
+		r.confirmReads(l.roundTrip)
+		l.heartbeatDue = false
+		return
+	}
+	sentAll := true
+	for id, p := range l.followers {
+		sent := false
+		for !p.paused && p.next < l.nextSlot && len(p.inflight) < r.cfg.MaxInflight {
+			r.sendAccept(id, p)
+			sent = true
+		}
+		if sent {
+			continue
+		}
+		if beat {
+			r.sendAccept(id, p)
+			continue
+		}
+		sentAll = false
+	}
+	_ = sentAll
+	if beat {
+		for i := range l.reads {
+			if l.reads[i].round == 0 {
+				l.reads[i].round = l.roundTrip
+			}
+		}
+		l.heartbeatDue = false
+		l.lastBeat = l.ticks
+	}
+}
+
+// sendAccept sends follower id the entries from p.next on (as many as one message
+// may carry), or a bare heartbeat when it has all of them.
+func (r *Replica) sendAccept(id uint64, p *progress) {
+	l := r.lead
+	l.roundTrip++
+	m := Message{Type: MsgAccept, To: id, Ballot: l.ballot, Commit: r.chosen, RoundTrip: l.roundTrip}
+	first := p.next
+	bytes := 0
+	for s := p.next; s < l.nextSlot && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
+		le, ok := r.log[s]
+		if !ok {
+			break
+		}
+		if bytes > 0 && bytes+len(le.Data) > r.cfg.MaxBytesPerMessage {
+			break
+		}
+		bytes += len(le.Data)
+		m.Entries = append(m.Entries, le.Entry)
+	}
+	last := first + uint64(len(m.Entries)) - 1 // first-1 for a heartbeat
+	p.next = last + 1
+	p.inflight[l.roundTrip] = inflightAccept{first: first, last: last, commit: r.chosen, sentAt: l.ticks}
+	r.send(m)
+}
+
+func (r *Replica) handleAccepted(m Message) {
+	l := r.lead
+	if l == nil {
+		if !m.OK && r.maxSeen.Less(m.Ballot) {
+			r.maxSeen = m.Ballot
+		}
+		return
+	}
+	p := l.followers[m.From]
+	if p == nil {
+		return
+	}
+	req, known := p.inflight[m.RoundTrip]
+	delete(p.inflight, m.RoundTrip)
+	if !m.OK {
+		if l.ballot.Less(m.Ballot) {
+			// "If it ever receives a response ... with a higher ballot, the
+			// leader has been preempted" (Paxos Made Moderately Complex).
+			r.maxSeen = maxBallot(r.maxSeen, m.Ballot)
+			r.becomeFollower(0)
+		}
+		return
+	}
+	if m.Ballot != l.ballot {
+		return
+	}
+	p.heardAt = l.ticks
+	p.paused = false
+	p.chosen = max(p.chosen, m.Commit)
+	p.acked = max(p.acked, m.RoundTrip)
+	if known {
+		for s := req.first; s <= req.last; s++ {
+			r.vote(s, m.From)
+		}
+		if m.Commit < req.commit {
+			r.sendExecute(m.From, p)
+		}
+	}
+	r.confirmReadsFromAcks()
+}
+
+// sendExecute sends a follower the chosen entries after its chosen prefix, one
+// message at a time, until it has them all.
+func (r *Replica) sendExecute(id uint64, p *progress) {
+	l := r.lead
+	if p.executing || p.chosen >= r.chosen {
+		return
+	}
+	m := Message{Type: MsgExecute, To: id, Ballot: l.ballot, Commit: r.chosen}
+	bytes := 0
+	for s := p.chosen + 1; s <= r.chosen && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
+		le, ok := r.log[s]
+		if !ok {
+			break
+		}
+		if bytes > 0 && bytes+len(le.Data) > r.cfg.MaxBytesPerMessage {
+			break
+		}
+		bytes += len(le.Data)
+		m.Entries = append(m.Entries, le.Entry)
+	}
+	if len(m.Entries) == 0 {
+		return
+	}
+	p.executing = true
+	p.execAt = l.ticks
+	r.send(m)
+}
+
+func (r *Replica) handleExecuted(m Message) {
+	l := r.lead
+	if l == nil {
+		return
+	}
+	p := l.followers[m.From]
+	if p == nil {
+		return
+	}
+	p.executing = false
+	p.chosen = max(p.chosen, m.Commit)
+	if p.chosen < r.chosen {
+		r.sendExecute(m.From, p)
+	}
+}
+
+// handleUnreachable: a request to m.From failed. Its entries are sent again once
+// the follower answers a heartbeat.
+func (r *Replica) handleUnreachable(m Message) {
+	l := r.lead
+	if l == nil {
+		return
+	}
+	p := l.followers[m.From]
+	if p == nil {
+		return
+	}
+	if m.RoundTrip == 0 {
+		// Only accept requests carry a round trip number; this was an execute.
+		p.executing = false
+		return
+	}
+	if req, ok := p.inflight[m.RoundTrip]; ok {
+		delete(p.inflight, m.RoundTrip)
+		if req.last >= req.first && req.first < p.next {
+			p.next = req.first
+		}
+	}
+	p.paused = true
+}
+
+// tickLeader sends heartbeats, resends what got no answer, and steps down when a
+// majority has not answered for an election timeout (so an isolated leader stops
+// refusing other candidates and tells its clients so).
+func (r *Replica) tickLeader() {
+	l := r.lead
+	l.ticks++
+	if l.ticks-l.lastBeat >= r.cfg.HeartbeatTicks {
+		l.heartbeatDue = true
+	}
+	expiry := r.cfg.ElectionTicks
+	for _, p := range l.followers {
+		for rt, req := range p.inflight {
+			if l.ticks-req.sentAt > expiry {
+				delete(p.inflight, rt)
+				if req.last >= req.first && req.first < p.next {
+					p.next = req.first
+				}
+			}
+		}
+		if p.executing && l.ticks-p.execAt > expiry {
+			p.executing = false
+		}
+	}
+	heard := 1
+	for _, p := range l.followers {
+		if l.ticks-p.heardAt <= r.cfg.ElectionTicks {
+			heard++
+		}
+	}
+	if heard >= r.quorumSize() {
+		r.electionElapsed = 0
+	} else if r.electionElapsed >= r.cfg.ElectionTicks {
+		r.logger.Warn("lost contact with a majority; stepping down", "ballot", l.ballot.String())
+		r.becomeFollower(0)
+		r.resetElectionTimer()
+	}
+}

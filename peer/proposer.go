@@ -1,0 +1,169 @@
+package peer
+
+// candidacy is a replica's state while it runs phase 1.
+type candidacy struct {
+	// probing is true during the pre-vote: ballot is not yet promised, not even by
+	// this replica, and promises are answers to probes.
+	probing     bool
+	ballot      Ballot
+	firstSlot   uint64
+	selfDurable bool // our own promise is on disk and counts
+	promises    map[uint64][]Entry
+	highest     map[uint64]Entry // slot → accepted entry with the highest ballot reported so far
+}
+
+// Campaign starts phase 1 now, as if the election timeout had expired. Operators
+// and tests use it to move leadership.
+func (r *Replica) Campaign() { r.campaign() }
+
+// campaign starts an election: first a pre-vote (a probe that changes no
+// acceptor's state), then, once a majority would promise, phase 1 proper.
+func (r *Replica) campaign() {
+	if r.role == leader {
+		return
+	}
+	b := Ballot{Round: r.maxSeen.Round + 1, ID: r.id}
+	r.becomeFollower(0)
+	r.role = candidate
+	r.cand = &candidacy{probing: true, ballot: b, promises: make(map[uint64][]Entry)}
+	r.resetElectionTimer()
+	for _, m := range r.members {
+		if m != r.id {
+			r.send(Message{Type: MsgPrepare, To: m, Ballot: b, Slot: r.chosen + 1, Probe: true})
+		}
+	}
+	r.checkCandidacy()
+}
+
+// prepare runs phase 1 for every slot after the chosen prefix with a ballot higher
+// than any seen.
+func (r *Replica) prepare() {
+	b := Ballot{Round: r.maxSeen.Round + 1, ID: r.id}
+	r.logger.Info("campaigning", "ballot", b.String(), "first_slot", r.chosen+1)
+	r.cand = &candidacy{
+		ballot:    b,
+		firstSlot: r.chosen + 1,
+		promises:  make(map[uint64][]Entry),
+		highest:   make(map[uint64]Entry),
+	}
+	r.persistPromise(b)
+	r.resetElectionTimer()
+	for _, le := range r.log {
+		if le.Slot >= r.cand.firstSlot {
+			r.cand.consider(le.Entry)
+		}
+	}
+	for _, m := range r.members {
+		if m != r.id {
+			r.send(Message{Type: MsgPrepare, To: m, Ballot: b, Slot: r.cand.firstSlot})
+		}
+	}
+}
+
+// consider keeps e if it has the highest ballot reported for its slot.
+func (c *candidacy) consider(e Entry) {
+	if cur, ok := c.highest[e.Slot]; !ok || cur.Ballot.Less(e.Ballot) {
+		c.highest[e.Slot] = e
+	}
+}
+
+func (r *Replica) handlePromise(m Message) {
+	if r.cand == nil || m.Ballot != r.cand.ballot || m.Probe != r.cand.probing {
+		if !m.OK && r.maxSeen.Less(m.Ballot) {
+			r.maxSeen = m.Ballot
+		}
+		return
+	}
+	if !m.OK {
+		return
+	}
+	if _, dup := r.cand.promises[m.From]; dup {
+		return
+	}
+	r.cand.promises[m.From] = m.Entries
+	for _, e := range m.Entries {
+		if e.Slot >= r.cand.firstSlot {
+			r.cand.consider(e)
+		}
+	}
+	r.checkCandidacy()
+}
+
+// checkCandidacy makes this replica leader once a majority, itself included, has
+// promised.
+func (r *Replica) checkCandidacy() {
+	c := r.cand
+	if c == nil || len(c.promises)+1 < r.quorumSize() {
+		return
+	}
+	if c.probing {
+		r.prepare()
+		r.checkCandidacy()
+		return
+	}
+	if c.selfDurable {
+		r.becomeLeader()
+	}
+}
+
+// becomeLeader ends phase 1. For every slot from the first unchosen one to the
+// highest reported, the new leader proposes the value with the highest ballot any
+// promise reported ("Paxos Made Simple", 2.2: the proposer "issues a proposal with
+// number n and value v, where v is the value of the highest-numbered proposal among
+// the responses"), or a no-op where no one reported anything (section 3: gaps are
+// filled with "no-op" commands).
+func (r *Replica) becomeLeader() {
+	c := r.cand
+	last := c.firstSlot - 1
+	for s := range c.highest {
+		last = max(last, s)
+	}
+	r.cand = nil
+	r.role = leader
+	r.leader = r.id
+	r.lead = newLeadership(r, c.ballot, last+1)
+	r.electionElapsed = 0
+	for s := c.firstSlot; s <= last; s++ {
+		e, ok := c.highest[s]
+		if !ok {
+			e = Entry{Slot: s, Kind: KindNoop}
+		}
+		e.Ballot = c.ballot
+		r.storeEntry(e, false)
+	}
+	r.lead.readyAt = last
+	r.logger.Info("elected leader", "ballot", c.ballot.String(), "reproposed_from", c.firstSlot, "reproposed_to", last)
+	// Announce leadership at once, so followers stop campaigning.
+	r.lead.heartbeatDue = true
+}
+
+// Propose asks the leader to choose data (an opaque batch of commands) in the next
+// free slot. It returns the slot, or ErrNotLeader.
+func (r *Replica) Propose(data []byte) (uint64, error) {
+	if r.role != leader {
+		return 0, ErrNotLeader
+	}
+	slot := r.lead.nextSlot
+	r.lead.nextSlot++
+	r.storeEntry(Entry{Slot: slot, Ballot: r.lead.ballot, Kind: KindCommands, Data: data}, false)
+	return slot, nil
+}
+
+// vote records that member id accepted slot at the leader's ballot, and marks the
+// slot chosen once a majority has.
+func (r *Replica) vote(slot, id uint64) {
+	l := r.lead
+	le, ok := r.log[slot]
+	if l == nil || slot <= r.chosen || !ok || le.chosen {
+		return
+	}
+	q := l.votes[slot]
+	q.add(r.pos[id])
+	if q.count() >= r.quorumSize() {
+		delete(l.votes, slot)
+		le.chosen = true
+		r.advanceChosen()
+		return
+	}
+	l.votes[slot] = q
+}

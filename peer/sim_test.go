@@ -1,0 +1,335 @@
+package peer
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+// simDisk is what one replica has on stable storage.
+type simDisk struct {
+	promised Ballot
+	entries  map[uint64]Entry
+	applied  [][]byte // the values applied, slot order (no-ops skipped); its length is not the slot
+	appliedS uint64
+}
+
+// simCluster runs replicas in one process over a simulated network that the test
+// controls message by message. It checks the safety invariants after every step.
+type simCluster struct {
+	t        testing.TB
+	seed     int64
+	cfg      Config
+	ids      []uint64
+	replicas map[uint64]*Replica
+	disks    map[uint64]*simDisk
+	down     map[uint64]bool
+	cut      map[[2]uint64]bool // directed links that drop everything
+	net      []Message
+	rng      *rand.Rand
+	steps    int
+
+	chosen      map[uint64][]byte // slot → the value known chosen (from any evidence)
+	acked       map[string]uint64 // value → slot at which some replica applied it
+	leaderTerms []Ballot
+	trace       []string
+}
+
+func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simCluster {
+	c := &simCluster{
+		t: t, seed: seed,
+		replicas: map[uint64]*Replica{},
+		disks:    map[uint64]*simDisk{},
+		down:     map[uint64]bool{},
+		cut:      map[[2]uint64]bool{},
+		rng:      rand.New(rand.NewSource(seed)),
+		chosen:   map[uint64][]byte{},
+		acked:    map[string]uint64{},
+	}
+	for i := 1; i <= n; i++ {
+		c.ids = append(c.ids, uint64(i))
+	}
+	c.cfg = Config{Members: c.ids, ElectionTicks: 10, HeartbeatTicks: 2, Seed: seed, MaxEntriesPerMessage: 4}
+	if tune != nil {
+		tune(&c.cfg)
+	}
+	for _, id := range c.ids {
+		c.disks[id] = &simDisk{entries: map[uint64]Entry{}}
+		c.start(id)
+	}
+	return c
+}
+
+func (c *simCluster) fatalf(format string, args ...any) {
+	c.t.Helper()
+	tail := c.trace
+	if len(tail) > 40 {
+		tail = tail[len(tail)-40:]
+	}
+	c.t.Fatalf("seed %d, step %d: %s\nlast events:\n  %s\nreplicas:\n%s", c.seed, c.steps, fmt.Sprintf(format, args...),
+		bytesJoin(tail), c.dump())
+}
+
+func (c *simCluster) dump() string {
+	var b bytes.Buffer
+	for _, id := range c.ids {
+		r := c.replicas[id]
+		if r == nil {
+			fmt.Fprintf(&b, "  %d down\n", id)
+			continue
+		}
+		fmt.Fprintf(&b, "  %d %v leader=%d promised=%v chosen=%d applied=%d log=%d disk.applied=%d\n",
+			id, r.role, r.leader, r.promised, r.chosen, r.applied, len(r.log), c.disks[id].appliedS)
+		if r.lead != nil {
+			for f, p := range r.lead.followers {
+				fmt.Fprintf(&b, "    follower %d next=%d chosen=%d executing=%v paused=%v inflight=%d\n",
+					f, p.next, p.chosen, p.executing, p.paused, len(p.inflight))
+			}
+		}
+	}
+	return b.String()
+}
+
+func bytesJoin(s []string) string {
+	var b bytes.Buffer
+	for i, x := range s {
+		if i > 0 {
+			b.WriteString("\n  ")
+		}
+		b.WriteString(x)
+	}
+	return b.String()
+}
+
+func (c *simCluster) logf(format string, args ...any) {
+	c.trace = append(c.trace, fmt.Sprintf(format, args...))
+	if len(c.trace) > 400 {
+		c.trace = c.trace[200:]
+	}
+}
+
+// start (re)creates replica id from its disk alone.
+func (c *simCluster) start(id uint64) {
+	d := c.disks[id]
+	cfg := c.cfg
+	cfg.ID = id
+	cfg.Seed = c.seed + int64(c.steps)
+	var entries []Entry
+	for _, e := range d.entries {
+		entries = append(entries, e)
+	}
+	r, err := New(cfg, Durable{Promised: d.promised, Entries: entries, Applied: d.appliedS})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.replicas[id] = r
+	c.down[id] = false
+}
+
+// crash loses everything replica id had in memory, including messages it had not
+// yet sent; what Ready handed it and it saved survives.
+func (c *simCluster) crash(id uint64) {
+	c.logf("crash %d", id)
+	c.down[id] = true
+	c.replicas[id] = nil
+}
+
+// process carries out every Ready of replica id, in the order the package
+// documents: save, send, apply, advance.
+func (c *simCluster) process(id uint64) {
+	r := c.replicas[id]
+	if r == nil {
+		return
+	}
+	for r.HasReady() {
+		rd := r.Ready()
+		d := c.disks[id]
+		if rd.SavePromised {
+			if rd.Promised.Less(d.promised) {
+				c.fatalf("replica %d saves promise %v below saved %v", id, rd.Promised, d.promised)
+			}
+			d.promised = rd.Promised
+		}
+		for _, e := range rd.Entries {
+			d.entries[e.Slot] = e
+		}
+		c.net = append(c.net, rd.Messages...)
+		for _, e := range rd.Committed {
+			if e.Slot != d.appliedS+1 {
+				c.fatalf("replica %d applies slot %d after %d", id, e.Slot, d.appliedS)
+			}
+			d.appliedS = e.Slot
+			c.noteChosen(e.Slot, valueOf(e), fmt.Sprintf("applied by %d", id))
+			if e.Kind == KindCommands {
+				d.applied = append(d.applied, e.Data)
+				if _, ok := c.acked[string(e.Data)]; !ok {
+					c.acked[string(e.Data)] = e.Slot
+				}
+			}
+		}
+		if rd.IsLeader && rd.LeaderChanged {
+			c.logf("%d leads at %v", id, r.currentBallot())
+		}
+		r.Advance(rd)
+		if r.IsLeader() {
+			c.checkLeaderLog(r)
+		}
+	}
+}
+
+func valueOf(e Entry) []byte {
+	if e.Kind == KindNoop {
+		return []byte("<noop>")
+	}
+	return e.Data
+}
+
+// noteChosen records evidence that slot holds value; any disagreement is a safety
+// violation.
+func (c *simCluster) noteChosen(slot uint64, v []byte, how string) {
+	if old, ok := c.chosen[slot]; ok {
+		if !bytes.Equal(old, v) {
+			c.fatalf("slot %d chosen twice: %q then %q (%s)", slot, old, v, how)
+		}
+		return
+	}
+	c.chosen[slot] = slices.Clone(v)
+}
+
+// checkInvariants checks, after every step:
+//   - at most one value is chosen per slot (from a majority of disks having
+//     accepted it at one ballot, and from every replica's applied sequence);
+//   - every replica's applied sequence is a prefix of every other's.
+func (c *simCluster) checkInvariants() {
+	type key struct {
+		slot uint64
+		b    Ballot
+	}
+	count := map[key]int{}
+	val := map[key][]byte{}
+	for _, d := range c.disks {
+		for _, e := range d.entries {
+			k := key{e.Slot, e.Ballot}
+			count[k]++
+			val[k] = valueOf(e)
+		}
+	}
+	for k, n := range count {
+		if n >= majority(len(c.ids)) {
+			c.noteChosen(k.slot, val[k], fmt.Sprintf("accepted by a majority at %v", k.b))
+		}
+	}
+	var longest [][]byte
+	for _, d := range c.disks {
+		if len(d.applied) > len(longest) {
+			longest = d.applied
+		}
+	}
+	for id, d := range c.disks {
+		for i, v := range d.applied {
+			if !bytes.Equal(v, longest[i]) {
+				c.fatalf("replica %d applied %q as command %d, another replica %q", id, v, i, longest[i])
+			}
+		}
+	}
+}
+
+// checkLeaderLog checks that a leader's log holds every acknowledged command that it
+// does not already count as chosen-and-applied: an acknowledged write survives every
+// change of leader.
+func (c *simCluster) checkLeaderLog(r *Replica) {
+	if r.cand != nil {
+		return
+	}
+	for v, slot := range c.acked {
+		if slot <= r.applied {
+			continue
+		}
+		le, ok := r.log[slot]
+		if !ok {
+			c.fatalf("leader %d lacks acknowledged %q at slot %d", r.id, v, slot)
+		}
+		if !bytes.Equal(le.Data, []byte(v)) {
+			c.fatalf("leader %d holds %q at slot %d where %q was acknowledged", r.id, le.Data, slot, v)
+		}
+	}
+}
+
+func (c *simCluster) processAll() {
+	for _, id := range c.ids {
+		c.process(id)
+	}
+}
+
+// deliver hands message i to its destination, unless the destination is down or
+// the link is cut. keep leaves a copy in flight (a duplicate).
+func (c *simCluster) deliver(i int, keep bool) {
+	m := c.net[i]
+	if !keep {
+		c.net = slices.Delete(c.net, i, i+1)
+	}
+	if c.down[m.To] || c.cut[[2]uint64{m.From, m.To}] {
+		c.logf("lost %v %d→%d", m.Type, m.From, m.To)
+		c.unreachable(m)
+		return
+	}
+	c.logf("deliver %v %d→%d b=%v ok=%v n=%d commit=%d", m.Type, m.From, m.To, m.Ballot, m.OK, len(m.Entries), m.Commit)
+	c.replicas[m.To].Step(m)
+	c.process(m.To)
+}
+
+// unreachable tells a request's sender that it failed, as a transport would.
+func (c *simCluster) unreachable(m Message) {
+	if m.Type.IsReply() || c.down[m.From] || c.replicas[m.From] == nil {
+		return
+	}
+	c.replicas[m.From].Step(Message{Type: MsgUnreachable, From: m.To, To: m.From, RoundTrip: m.RoundTrip})
+	c.process(m.From)
+}
+
+func (c *simCluster) tick(id uint64) {
+	if c.down[id] {
+		return
+	}
+	c.replicas[id].Tick()
+	c.process(id)
+}
+
+func (c *simCluster) leader() *Replica {
+	var best *Replica
+	for _, id := range c.ids {
+		r := c.replicas[id]
+		if r != nil && r.IsLeader() && (best == nil || best.currentBallot().Less(r.currentBallot())) {
+			best = r
+		}
+	}
+	return best
+}
+
+// deliverAll delivers messages until none are in flight (bounded).
+func (c *simCluster) deliverAll() {
+	for i := 0; len(c.net) > 0 && i < 100000; i++ {
+		c.deliver(0, false)
+		c.checkInvariants()
+	}
+}
+
+// runUntil ticks every replica and delivers everything until cond holds, failing
+// after maxTicks rounds.
+func (c *simCluster) runUntil(maxTicks int, what string, cond func() bool) {
+	c.t.Helper()
+	for i := 0; i < maxTicks; i++ {
+		if cond() {
+			return
+		}
+		for _, id := range c.ids {
+			c.tick(id)
+		}
+		c.deliverAll()
+	}
+	if !cond() {
+		c.fatalf("no %s after %d ticks", what, maxTicks)
+	}
+}

@@ -65,6 +65,12 @@ struct PrepareRequest {
   2: Ballot ballot
   /** Report accepted entries from this slot on. */
   3: i64 first_slot
+  /**
+   * Pre-vote: only ask whether the acceptor would promise, changing nothing. A
+   * replica probes before it raises its ballot, so one that was cut off cannot
+   * depose a working leader when it returns.
+   */
+  4: bool probe
 }
 
 struct Promise {
@@ -77,6 +83,8 @@ struct Promise {
   4: list<Entry> accepted
   /** Every slot up to this one is known chosen at the acceptor. */
   5: i64 chosen
+  /** Echoes the request's probe flag. */
+  6: bool probe
 }
 
 struct AcceptRequest {

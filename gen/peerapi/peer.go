@@ -871,10 +871,14 @@ func (p *CommandBatch) String() string {
 //  - Sender
 //  - Ballot
 //  - FirstSlot: Report accepted entries from this slot on.
+//  - Probe: Pre-vote: only ask whether the acceptor would promise, changing nothing. A
+// replica probes before it raises its ballot, so one that was cut off cannot
+// depose a working leader when it returns.
 type PrepareRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
   FirstSlot int64 `thrift:"first_slot,3" db:"first_slot" json:"first_slot"`
+  Probe bool `thrift:"probe,4" db:"probe" json:"probe"`
 }
 
 func NewPrepareRequest() *PrepareRequest {
@@ -895,6 +899,10 @@ return p.Ballot
 
 func (p *PrepareRequest) GetFirstSlot() int64 {
   return p.FirstSlot
+}
+
+func (p *PrepareRequest) GetProbe() bool {
+  return p.Probe
 }
 func (p *PrepareRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -943,6 +951,16 @@ func (p *PrepareRequest) Read(ctx context.Context, iprot thrift.TProtocol) error
           return err
         }
       }
+    case 4:
+      if fieldTypeId == thrift.BOOL {
+        if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
     default:
       if err := iprot.Skip(ctx, fieldTypeId); err != nil {
         return err
@@ -984,6 +1002,15 @@ func (p *PrepareRequest)  ReadField3(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *PrepareRequest)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBool(ctx); err != nil {
+  return thrift.PrependError("error reading field 4: ", err)
+} else {
+  p.Probe = v
+}
+  return nil
+}
+
 func (p *PrepareRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "PrepareRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -991,6 +1018,7 @@ func (p *PrepareRequest) Write(ctx context.Context, oprot thrift.TProtocol) erro
     if err := p.writeField1(ctx, oprot); err != nil { return err }
     if err := p.writeField2(ctx, oprot); err != nil { return err }
     if err := p.writeField3(ctx, oprot); err != nil { return err }
+    if err := p.writeField4(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1030,6 +1058,16 @@ func (p *PrepareRequest) writeField3(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *PrepareRequest) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "probe", thrift.BOOL, 4); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:probe: ", p), err) }
+  if err := oprot.WriteBool(ctx, bool(p.Probe)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.probe (4) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 4:probe: ", p), err) }
+  return err
+}
+
 func (p *PrepareRequest) Equals(other *PrepareRequest) bool {
   if p == other {
     return true
@@ -1039,6 +1077,7 @@ func (p *PrepareRequest) Equals(other *PrepareRequest) bool {
   if p.Sender != other.Sender { return false }
   if !p.Ballot.Equals(other.Ballot) { return false }
   if p.FirstSlot != other.FirstSlot { return false }
+  if p.Probe != other.Probe { return false }
   return true
 }
 
@@ -1055,12 +1094,14 @@ func (p *PrepareRequest) String() string {
 //  - Promised: Highest ballot this acceptor has promised.
 //  - Accepted: Every entry this acceptor has accepted at slot >= first_slot.
 //  - Chosen: Every slot up to this one is known chosen at the acceptor.
+//  - Probe: Echoes the request's probe flag.
 type Promise struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ok bool `thrift:"ok,2" db:"ok" json:"ok"`
   Promised *Ballot `thrift:"promised,3" db:"promised" json:"promised"`
   Accepted []*Entry `thrift:"accepted,4" db:"accepted" json:"accepted"`
   Chosen int64 `thrift:"chosen,5" db:"chosen" json:"chosen"`
+  Probe bool `thrift:"probe,6" db:"probe" json:"probe"`
 }
 
 func NewPromise() *Promise {
@@ -1089,6 +1130,10 @@ func (p *Promise) GetAccepted() []*Entry {
 
 func (p *Promise) GetChosen() int64 {
   return p.Chosen
+}
+
+func (p *Promise) GetProbe() bool {
+  return p.Probe
 }
 func (p *Promise) IsSetPromised() bool {
   return p.Promised != nil
@@ -1150,6 +1195,16 @@ func (p *Promise) Read(ctx context.Context, iprot thrift.TProtocol) error {
     case 5:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 6:
+      if fieldTypeId == thrift.BOOL {
+        if err := p.ReadField6(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1227,6 +1282,15 @@ func (p *Promise)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error
   return nil
 }
 
+func (p *Promise)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBool(ctx); err != nil {
+  return thrift.PrependError("error reading field 6: ", err)
+} else {
+  p.Probe = v
+}
+  return nil
+}
+
 func (p *Promise) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Promise"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1236,6 +1300,7 @@ func (p *Promise) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1304,6 +1369,16 @@ func (p *Promise) writeField5(ctx context.Context, oprot thrift.TProtocol) (err 
   return err
 }
 
+func (p *Promise) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "probe", thrift.BOOL, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:probe: ", p), err) }
+  if err := oprot.WriteBool(ctx, bool(p.Probe)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.probe (6) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:probe: ", p), err) }
+  return err
+}
+
 func (p *Promise) Equals(other *Promise) bool {
   if p == other {
     return true
@@ -1319,6 +1394,7 @@ func (p *Promise) Equals(other *Promise) bool {
     if !_tgt.Equals(_src3) { return false }
   }
   if p.Chosen != other.Chosen { return false }
+  if p.Probe != other.Probe { return false }
   return true
 }
 

@@ -155,7 +155,7 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 
 func TestDecodeEmptyBatch(t *testing.T) {
 	for name, data := range map[string][]byte{
-		"encoded empty batch": mustEncode(t, nil),
+		"encoded empty batch":  mustEncode(t, nil),
 		"struct with no field": {typeStop},
 	} {
 		got, err := DecodeBatch(data)

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/replicas"
+)
+
+// replicaStatus is one row of `ballot status`, and one object of its --json array.
+type replicaStatus struct {
+	ID         uint64  `json:"id"`
+	ClientAddr string  `json:"client_addr"`
+	PeerAddr   string  `json:"peer_addr"`
+	Up         bool    `json:"up"`
+	Leader     bool    `json:"leader"`
+	LeaderID   int64   `json:"leader_id"`
+	Ballot     string  `json:"ballot"`
+	Applied    int64   `json:"applied"`
+	Chosen     int64   `json:"chosen"`
+	LogEntries int64   `json:"log_entries"`
+	Keys       int64   `json:"keys"`
+	Members    []int64 `json:"members"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// status asks every replica for its status at once, each within the timeout, and
+// prints one row per replica, answered or not.
+func status(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError(c, "want no arguments, got %d", c.NArg())
+	}
+	t, err := loadTarget(c)
+	if err != nil {
+		return err
+	}
+	cl, err := t.newClient(c)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	rows := make([]replicaStatus, len(t.replicas))
+	var wg sync.WaitGroup
+	for i, r := range t.replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows[i] = queryStatus(c.Context, cl.Status, r)
+		}()
+	}
+	wg.Wait()
+
+	up := 0
+	for _, r := range rows {
+		if r.Up {
+			up++
+		} else {
+			fmt.Fprintf(c.App.ErrWriter, "ballot: %s\n", oneLine(r.Error))
+		}
+	}
+	if c.Bool("json") {
+		err = printJSON(c, rows)
+	} else {
+		err = printTable(c, rows)
+	}
+	if err != nil {
+		return failure(fmt.Errorf("status: write output: %w", err))
+	}
+	if up == 0 {
+		return failure(errors.New("status: no replica answered"))
+	}
+	return nil
+}
+
+// statusFunc asks the replica at endpoint for its status (client.Client.Status).
+type statusFunc = func(ctx context.Context, endpoint string) (*kvapi.ReplicaStatus, error)
+
+// queryStatus asks one replica; the row keeps what replicas.txt says when it is
+// down, and what the replica says about itself when it answers.
+func queryStatus(ctx context.Context, ask statusFunc, r replicas.Replica) replicaStatus {
+	row := replicaStatus{ID: r.ID, ClientAddr: r.ClientAddr, PeerAddr: r.PeerAddr, Members: []int64{}}
+	st, err := ask(ctx, r.ClientAddr)
+	if err != nil {
+		row.Error = err.Error()
+		return row
+	}
+	row.Up = true
+	if st.ID > 0 {
+		row.ID = uint64(st.ID)
+	}
+	if st.PeerAddr != "" {
+		row.PeerAddr = st.PeerAddr
+	}
+	row.Leader = st.IsLeader
+	row.LeaderID = st.LeaderID
+	row.Ballot = st.Ballot
+	row.Applied = st.Applied
+	row.Chosen = st.Chosen
+	row.LogEntries = st.LogEntries
+	row.Keys = st.Keys
+	if st.Members != nil {
+		row.Members = st.Members
+	}
+	return row
+}
+
+func printJSON(c *cli.Context, rows []replicaStatus) error {
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
+}
+
+func printTable(c *cli.Context, rows []replicaStatus) error {
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tBALLOT\tAPPLIED\tCHOSEN\tKEYS")
+	for _, r := range rows {
+		id, peer := "-", "-"
+		if r.ID > 0 {
+			id = strconv.FormatUint(r.ID, 10)
+		}
+		if r.PeerAddr != "" {
+			peer = r.PeerAddr
+		}
+		if !r.Up {
+			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
+			continue
+		}
+		leader := "no"
+		if r.Leader {
+			leader = "yes"
+		}
+		ballot := r.Ballot
+		if ballot == "" {
+			ballot = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%d\t%d\t%d\n",
+			id, r.ClientAddr, peer, leader, ballot, r.Applied, r.Chosen, r.Keys)
+	}
+	return tw.Flush()
+}

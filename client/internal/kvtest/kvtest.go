@@ -1,0 +1,318 @@
+// Package kvtest is an in-memory KV service on a real Thrift server on 127.0.0.1,
+// for testing clients of idl/kv.thrift. A test scripts failures with a Hook and
+// checks afterwards what the server saw: every call with its (client id, seq), the
+// connections accepted, and any breach of the session rules (two writes
+// outstanding for one client id, or a seq going backwards).
+package kvtest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/ballot-kv/ballot/gen/kvapi"
+)
+
+// Call is one request as the server received it.
+type Call struct {
+	Method      string // "get", "put", "remove" or "status"
+	ClientID    int64
+	Seq         int64
+	Key         string
+	Consistency kvapi.Consistency
+}
+
+// Hook decides the fate of a call before the server handles it: a non-nil error
+// (usually an IDL exception) is the answer. ctx ends when the client goes away or
+// the server closes, so a hook may block on it to play an unresponsive replica.
+type Hook func(ctx context.Context, c Call) error
+
+// Server is a fake replica. Its methods are safe for concurrent use.
+type Server struct {
+	addr   string
+	server *thrift.TSimpleServer
+	ln     *countingListener
+	// done is closed by Close, releasing blocked hooks.
+	done chan struct{}
+	// served is closed when the accept loop has returned.
+	served    chan struct{}
+	closeOnce sync.Once
+
+	mu     sync.Mutex // guards every field below
+	hook   Hook
+	status *kvapi.ReplicaStatus
+	data   map[string][]byte
+	slot   int64
+	calls  []Call
+	// sessions is the de-duplication table: the last applied write per client id.
+	sessions map[int64]applied
+	// inflight counts the writes being handled per client id.
+	inflight   map[int64]int
+	violations []string
+}
+
+type applied struct {
+	seq    int64
+	result *kvapi.WriteResult_
+}
+
+// Start runs a fake replica on 127.0.0.1 on a free port until the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New runs a fake replica on 127.0.0.1 on a free port until Close.
+func New() (*Server, error) {
+	sock, err := thrift.NewTServerSocketTimeout("127.0.0.1:0", 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("kvtest: server socket: %w", err)
+	}
+	if err := sock.Listen(); err != nil {
+		return nil, fmt.Errorf("kvtest: listen: %w", err)
+	}
+	s := &Server{
+		addr:     sock.Addr().String(),
+		done:     make(chan struct{}),
+		served:   make(chan struct{}),
+		data:     make(map[string][]byte),
+		sessions: make(map[int64]applied),
+		inflight: make(map[int64]int),
+	}
+	cfg := &thrift.TConfiguration{MaxFrameSize: 4 << 20, SocketTimeout: 10 * time.Second}
+	s.ln = &countingListener{TServerSocket: sock}
+	s.server = thrift.NewTSimpleServer4(
+		kvapi.NewKVProcessor(handler{s}),
+		s.ln,
+		thrift.NewTFramedTransportFactoryConf(thrift.NewTTransportFactory(), cfg),
+		thrift.NewTBinaryProtocolFactoryConf(cfg),
+	)
+	s.server.SetLogContext(context.Background())
+	go func() {
+		defer close(s.served)
+		s.server.AcceptLoop()
+	}()
+	return s, nil
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Done is closed when the server closes.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// SetHook installs h for the calls that follow (nil removes it).
+func (s *Server) SetHook(h Hook) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = h
+}
+
+// SetStatus sets what status() answers; the keys field is filled in from the data.
+func (s *Server) SetStatus(st *kvapi.ReplicaStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = st
+}
+
+// Calls returns every call received so far, in order.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// Value returns what the server stores under key.
+func (s *Server) Value(key string) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.data[key]
+	return v, ok
+}
+
+// Violations lists every breach of the session rules seen so far.
+func (s *Server) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.violations)
+}
+
+// Conns is the number of connections accepted so far.
+func (s *Server) Conns() int { return s.ln.count() }
+
+// DropConns closes every connection accepted so far, as a restarted or idle-timing
+// replica would; the server keeps accepting new ones.
+func (s *Server) DropConns() { s.ln.dropAll() }
+
+// Close stops the server and closes every connection it accepted.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.ln.closeAll()
+		s.server.Stop()
+		<-s.served
+	})
+}
+
+// countingListener counts the connections it accepts and remembers them so that
+// Close can cut them (TSimpleServer.Stop waits for every connection to end).
+type countingListener struct {
+	*thrift.TServerSocket
+
+	mu       sync.Mutex // guards accepted and closed
+	accepted []thrift.TTransport
+	closed   bool
+}
+
+func (l *countingListener) Accept() (thrift.TTransport, error) {
+	tr, err := l.TServerSocket.Accept()
+	if err != nil {
+		return tr, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		tr.Close()
+		return tr, nil
+	}
+	l.accepted = append(l.accepted, tr)
+	return tr, nil
+}
+
+func (l *countingListener) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accepted)
+}
+
+func (l *countingListener) dropAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, tr := range l.accepted {
+		tr.Close()
+	}
+}
+
+func (l *countingListener) closeAll() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.dropAll()
+}
+
+// handler serves the KV service from the Server's map.
+type handler struct{ s *Server }
+
+var _ kvapi.KV = handler{}
+
+// before records c and runs the hook, if any.
+func (h handler) before(ctx context.Context, c Call) error {
+	h.s.mu.Lock()
+	h.s.calls = append(h.s.calls, c)
+	hook := h.s.hook
+	h.s.mu.Unlock()
+	if hook == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return hook(ctx, c)
+}
+
+func (h handler) Get(ctx context.Context, key string, consistency kvapi.Consistency) (*kvapi.GetResult_, error) {
+	if err := h.before(ctx, Call{Method: "get", Key: key, Consistency: consistency}); err != nil {
+		return nil, err
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	v, ok := h.s.data[key]
+	if !ok {
+		return nil, &kvapi.NotFound{Key: key}
+	}
+	return &kvapi.GetResult_{Value: v, Applied: h.s.slot}, nil
+}
+
+func (h handler) Put(ctx context.Context, clientID, seq int64, key string, value []byte) (*kvapi.WriteResult_, error) {
+	return h.write(ctx, Call{Method: "put", ClientID: clientID, Seq: seq, Key: key}, func() bool {
+		_, existed := h.s.data[key]
+		h.s.data[key] = slices.Clone(value)
+		return existed
+	})
+}
+
+func (h handler) Remove(ctx context.Context, clientID, seq int64, key string) (*kvapi.WriteResult_, error) {
+	return h.write(ctx, Call{Method: "remove", ClientID: clientID, Seq: seq, Key: key}, func() bool {
+		_, existed := h.s.data[key]
+		delete(h.s.data, key)
+		return existed
+	})
+}
+
+// write checks the session rules, runs the hook, and applies the write once per
+// (client id, seq): a retry of the last applied write gets its recorded result.
+func (h handler) write(ctx context.Context, c Call, apply func() (existed bool)) (*kvapi.WriteResult_, error) {
+	h.s.mu.Lock()
+	if h.s.inflight[c.ClientID] > 0 {
+		h.s.violations = append(h.s.violations,
+			fmt.Sprintf("client %d: seq %d sent while another write is outstanding", c.ClientID, c.Seq))
+	}
+	if last, ok := h.s.sessions[c.ClientID]; ok && c.Seq < last.seq {
+		h.s.violations = append(h.s.violations,
+			fmt.Sprintf("client %d: seq %d after seq %d", c.ClientID, c.Seq, last.seq))
+	}
+	h.s.inflight[c.ClientID]++
+	h.s.mu.Unlock()
+	defer func() {
+		h.s.mu.Lock()
+		h.s.inflight[c.ClientID]--
+		h.s.mu.Unlock()
+	}()
+
+	if c.ClientID <= 0 {
+		return nil, &kvapi.InvalidArgument{Message: "client_id must be positive", Field: "client_id"}
+	}
+	if err := h.before(ctx, c); err != nil {
+		return nil, err
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if last, ok := h.s.sessions[c.ClientID]; ok && last.seq == c.Seq {
+		return last.result, nil
+	}
+	h.s.slot++
+	res := &kvapi.WriteResult_{Slot: h.s.slot, Existed: apply()}
+	h.s.sessions[c.ClientID] = applied{seq: c.Seq, result: res}
+	return res, nil
+}
+
+func (h handler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
+	if err := h.before(ctx, Call{Method: "status"}); err != nil {
+		return nil, err
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	st := &kvapi.ReplicaStatus{ClientAddr: h.s.addr}
+	if h.s.status != nil {
+		cp := *h.s.status
+		st = &cp
+	}
+	st.Keys = int64(len(h.s.data))
+	return st, nil
+}

@@ -1,0 +1,189 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/ballot-kv/ballot/gen/kvapi"
+)
+
+// Backoff between attempts at different endpoints: randomised in [b/2, b], with b
+// starting at minBackoff and doubling up to maxBackoff.
+const (
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = 200 * time.Millisecond
+)
+
+// route says where an operation starts and which answers it follows.
+type route int
+
+const (
+	// toLeader starts at the known leader (or the first endpoint) and follows
+	// NotLeader: writes and linearizable reads.
+	toLeader route = iota
+	// toAny tries the endpoints in their configured order: stale reads.
+	toAny
+)
+
+// callFunc performs one attempt of an operation on a connection.
+type callFunc func(ctx context.Context, kv *kvapi.KVClient) error
+
+// run performs an operation until it succeeds, fails with a final error, or its
+// deadline (Config.Timeout, or ctx's if earlier) passes. maybeApplied reports
+// whether some attempt may have taken effect without a definite answer: it ended
+// in Unavailable or a failure after the connection was open. A NotLeader or a
+// failed dial promise the request was not proposed.
+func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (maybeApplied bool, err error) {
+	parent := ctx
+	budget := c.cfg.Timeout
+	if dl, ok := parent.Deadline(); ok {
+		budget = min(budget, time.Until(dl))
+	}
+	ctx, cancel := context.WithTimeout(parent, budget)
+	defer cancel()
+
+	eps := c.cfg.Endpoints
+	addr := ""
+	if rt == toLeader {
+		addr = c.Leader()
+	}
+	// next is the index in eps of the endpoint to try after a failure.
+	next := 0
+	if addr == "" {
+		addr = eps[0]
+		next = 1
+	} else if i := slices.Index(eps, addr); i >= 0 {
+		next = i + 1
+	}
+
+	backoff := minBackoff
+	redirects := 0 // NotLeader redirects followed since the last backoff
+	var lastAddr string
+	var lastErr error
+	for {
+		sent, err := c.attempt(ctx, addr, call)
+		if err == nil {
+			if rt == toLeader {
+				c.noteLeader(addr)
+			}
+			return maybeApplied, nil
+		}
+		if errors.Is(err, ErrClosed) {
+			return maybeApplied, c.closedErr(op)
+		}
+		if ctx.Err() != nil && !isIDLException(err) {
+			// The deadline passed or the caller gave up during this attempt.
+			if sent {
+				maybeApplied = true
+				lastAddr, lastErr = addr, errors.New("no answer before the deadline")
+			} else if lastErr == nil {
+				lastAddr, lastErr = addr, err
+			}
+			break
+		}
+
+		var notLeader *kvapi.NotLeader
+		var unavailable *kvapi.Unavailable
+		var invalid *kvapi.InvalidArgument
+		var notFound *kvapi.NotFound
+		switch {
+		case errors.As(err, &invalid):
+			return maybeApplied, fmt.Errorf("%s at %s: %w", op, addr, &InvalidArgumentError{
+				Message: invalid.GetMessage(),
+				Field:   invalid.GetField(),
+				Limit:   invalid.GetLimit(),
+			})
+		case errors.As(err, &notFound):
+			return maybeApplied, fmt.Errorf("%s: %w", op, ErrNotFound)
+		case errors.As(err, &notLeader):
+			to := notLeader.GetLeaderAddr()
+			if to != "" && to != addr && redirects <= len(eps) {
+				redirects++
+				c.noteLeader(to)
+				lastAddr, lastErr = addr, fmt.Errorf("not leader, redirected to %s", to)
+				addr = to
+				continue
+			}
+			c.forgetLeader(addr)
+			if to == "" {
+				lastErr = errors.New("not leader, no leader known")
+			} else {
+				lastErr = fmt.Errorf("not leader, redirected to %s too often", to)
+			}
+		case errors.As(err, &unavailable):
+			maybeApplied = true
+			c.forgetLeader(addr)
+			lastErr = fmt.Errorf("Unavailable: %s", unavailable.GetMessage())
+		default:
+			// A dial failure, a lost or timed-out connection, or an unexpected
+			// exception: the next endpoint may do better.
+			maybeApplied = maybeApplied || sent
+			c.forgetLeader(addr)
+			lastErr = err
+		}
+		lastAddr = addr
+		c.log.Debug("attempt failed", "op", op, "addr", addr, "err", lastErr)
+
+		redirects = 0
+		if !sleep(ctx, jitter(backoff)) {
+			break
+		}
+		backoff = min(2*backoff, maxBackoff)
+		addr = eps[next%len(eps)]
+		next++
+	}
+	return maybeApplied, expired(parent, op, budget, lastAddr, lastErr)
+}
+
+// attempt performs call once at addr. sent reports whether a connection was open,
+// so the request may have reached the replica.
+func (c *Client) attempt(ctx context.Context, addr string, call callFunc) (sent bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	p, err := c.pool(addr)
+	if err != nil {
+		return false, err
+	}
+	cn, err := p.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = cn.call(ctx, call)
+	p.put(cn)
+	return true, err
+}
+
+// expired is the error of an operation whose deadline passed (ErrUnavailable) or
+// whose caller cancelled it (the context's error).
+func expired(parent context.Context, op string, budget time.Duration, lastAddr string, lastErr error) error {
+	last := "no attempt completed"
+	if lastErr != nil {
+		last = "last: " + lastAddr + ": " + lastErr.Error()
+	}
+	if err := parent.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w (%s)", op, err, last)
+	}
+	return fmt.Errorf("%s: %w within %s (%s)", op, ErrUnavailable, budget.Round(time.Millisecond), last)
+}
+
+// jitter returns a random duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d, and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

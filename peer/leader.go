@@ -30,6 +30,7 @@ type pendingRead struct {
 // leadership is a replica's state while it leads with ballot.
 type leadership struct {
 	ballot       Ballot
+	maxInflight  int
 	nextSlot     uint64
 	readyAt      uint64 // the leader serves reads once the chosen prefix reaches it
 	votes        map[uint64]quorum
@@ -43,10 +44,11 @@ type leadership struct {
 
 func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {
 	l := &leadership{
-		ballot:    b,
-		nextSlot:  nextSlot,
-		votes:     make(map[uint64]quorum),
-		followers: make(map[uint64]*progress),
+		ballot:      b,
+		maxInflight: r.cfg.MaxInflight,
+		nextSlot:    nextSlot,
+		votes:       make(map[uint64]quorum),
+		followers:   make(map[uint64]*progress),
 	}
 	for _, m := range r.members {
 		if m != r.id {
@@ -66,7 +68,7 @@ func (l *leadership) needsFlush() bool {
 		}
 	}
 	for _, p := range l.followers {
-		if !p.paused && p.next < l.nextSlot && len(p.inflight) == 0 {
+		if !p.paused && p.next < l.nextSlot && len(p.inflight) < l.maxInflight {
 			return true
 		}
 	}
@@ -90,7 +92,6 @@ func (r *Replica) flushLeader() {
 		l.heartbeatDue = false
 		return
 	}
-	sentAll := true
 	for id, p := range l.followers {
 		sent := false
 		for !p.paused && p.next < l.nextSlot && len(p.inflight) < r.cfg.MaxInflight {
@@ -102,11 +103,8 @@ func (r *Replica) flushLeader() {
 		}
 		if beat {
 			r.sendAccept(id, p)
-			continue
 		}
-		sentAll = false
 	}
-	_ = sentAll
 	if beat {
 		for i := range l.reads {
 			if l.reads[i].round == 0 {

@@ -38,7 +38,11 @@ func (r *Replica) campaign() {
 // prepare runs phase 1 for every slot after the chosen prefix with a ballot higher
 // than any seen.
 func (r *Replica) prepare() {
-	b := Ballot{Round: r.maxSeen.Round + 1, ID: r.id}
+	// The pre-vote's ballot, unless something higher was seen meanwhile.
+	b := r.cand.ballot
+	if !r.maxSeen.Less(b) && r.maxSeen != b {
+		b = Ballot{Round: r.maxSeen.Round + 1, ID: r.id}
+	}
 	r.logger.Info("campaigning", "ballot", b.String(), "first_slot", r.chosen+1)
 	r.cand = &candidacy{
 		ballot:    b,

@@ -1,0 +1,64 @@
+// Command ballotd runs one Ballot replica.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ballot-kv/ballot/server"
+)
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	app := &cli.App{
+		Name:      "ballotd",
+		Usage:     "run one replica of a Ballot cluster",
+		UsageText: "ballotd --id N --replicas FILE --data DIR",
+		// Exit codes are decided in run, not deep inside the library.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.Uint64Flag{Name: "id", Usage: "this replica's id in the replicas file", EnvVars: []string{"BALLOT_ID"}, Required: true},
+			&cli.StringFlag{Name: "replicas", Value: "replicas.txt", Usage: "replicas file: one `id client-addr peer-addr` line per replica", EnvVars: []string{"BALLOT_REPLICAS"}},
+			&cli.StringFlag{Name: "data", Usage: "data directory for this replica's store", EnvVars: []string{"BALLOT_DATA"}, Required: true},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BALLOT_LOG_LEVEL"}},
+		},
+		Action: func(c *cli.Context) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return cli.Exit(fmt.Sprintf("ballotd: --log-level: %v", err), 2)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			err := server.Run(ctx, server.Config{
+				ID:           c.Uint64("id"),
+				ReplicasFile: c.String("replicas"),
+				DataDir:      c.String("data"),
+				Logger:       server.Logger(level, os.Stderr),
+			})
+			if err != nil {
+				return cli.Exit("ballotd: "+err.Error(), 1)
+			}
+			return nil
+		},
+	}
+	if err := app.Run(args); err != nil {
+		if ec, ok := err.(cli.ExitCoder); ok {
+			if ec.Error() != "" {
+				fmt.Fprintln(os.Stderr, ec.Error())
+			}
+			return ec.ExitCode()
+		}
+		fmt.Fprintln(os.Stderr, "ballotd:", err)
+		return 2
+	}
+	return 0
+}

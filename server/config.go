@@ -1,0 +1,70 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a replica. The zero value of each optional field means its
+// default.
+type Config struct {
+	// ID is this replica's line in the replicas file.
+	ID uint64
+	// ReplicasFile lists every replica (see package replicas).
+	ReplicasFile string
+	// DataDir holds this replica's store.
+	DataDir string
+	// Tick is the core's clock period. Default 15ms: with the default election
+	// timeout of 10 to 20 ticks a follower campaigns 150 to 300 ms after the
+	// leader goes silent.
+	Tick time.Duration
+	// ElectionTicks and HeartbeatTicks: see peer.Config. Defaults 10 and 3.
+	ElectionTicks  int
+	HeartbeatTicks int
+	// RequestTimeout bounds how long a client request waits for a quorum before
+	// it fails with Unavailable. Default 3s.
+	RequestTimeout time.Duration
+	// PeerTimeout bounds one call to another replica. Default 1s.
+	PeerTimeout time.Duration
+	// Logger receives the replica's log. Nil discards.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Tick == 0 {
+		c.Tick = 15 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 3
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 3 * time.Second
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first thing wrong with c.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == 0:
+		return errors.New("--id must be a positive replica id from the replicas file")
+	case c.ReplicasFile == "":
+		return errors.New("--replicas must name the replicas file")
+	case c.DataDir == "":
+		return errors.New("--data must name a data directory")
+	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0:
+		return fmt.Errorf("durations must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/ballot-kv/ballot/command"
+	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/replicas"
+)
+
+// kvHandler adapts the client service of idl/kv.thrift to the node: it checks
+// arguments, converts types, and turns node errors into the IDL's exceptions.
+type kvHandler struct {
+	node    *node
+	self    replicas.Replica
+	members map[uint64]replicas.Replica
+	timeout timeoutFunc
+	store   Storage
+}
+
+type timeoutFunc func(ctx context.Context) (context.Context, context.CancelFunc)
+
+var _ kvapi.KV = (*kvHandler)(nil)
+
+func invalid(field string, limit int64, format string, args ...any) error {
+	return &kvapi.InvalidArgument{Message: fmt.Sprintf(format, args...), Field: field, Limit: limit}
+}
+
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return invalid("key", 0, "key is empty")
+	case len(key) > kvapi.MAX_KEY_BYTES:
+		return invalid("key", kvapi.MAX_KEY_BYTES, "key is %d bytes; the limit is %d bytes", len(key), kvapi.MAX_KEY_BYTES)
+	case !utf8.ValidString(key):
+		return invalid("key", 0, "key is not valid UTF-8")
+	}
+	return nil
+}
+
+func checkWriter(clientID, seq int64) error {
+	switch {
+	case clientID < 0:
+		return invalid("client_id", 0, "client_id %d is negative", clientID)
+	case seq < 0 || (clientID != 0 && seq == 0):
+		return invalid("seq", 0, "seq must be positive, got %d", seq)
+	}
+	return nil
+}
+
+// leaderError turns a node error into the IDL exception a client acts on.
+func (h *kvHandler) leaderError(err error) error {
+	switch {
+	case errors.Is(err, errNotLeader):
+		st := h.node.status()
+		nl := &kvapi.NotLeader{Message: fmt.Sprintf("replica %d does not lead", h.self.ID)}
+		if l, ok := h.members[st.Leader]; ok && st.Leader != h.self.ID {
+			nl.LeaderAddr = l.ClientAddr
+			nl.LeaderID = int64(l.ID)
+			nl.Message += fmt.Sprintf("; replica %d at %s does", l.ID, l.ClientAddr)
+		} else {
+			nl.Message += "; no leader is known yet"
+		}
+		return nl
+	case errors.Is(err, errUnavailable), errors.Is(err, errStopped):
+		return &kvapi.Unavailable{Message: fmt.Sprintf("replica %d: %v", h.self.ID, err)}
+	}
+	return &kvapi.Unavailable{Message: fmt.Sprintf("replica %d: %v", h.self.ID, err)}
+}
+
+func (h *kvHandler) Get(ctx context.Context, key string, consistency kvapi.Consistency) (*kvapi.GetResult_, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	var (
+		v     []byte
+		found bool
+		err   error
+	)
+	switch consistency {
+	case kvapi.Consistency_STALE:
+		v, found, err = h.store.Get(key)
+	case kvapi.Consistency_LINEARIZABLE:
+		ctx, cancel := h.timeout(ctx)
+		defer cancel()
+		v, found, err = h.node.read(ctx, key)
+	default:
+		return nil, invalid("consistency", 0, "unknown consistency %d", consistency)
+	}
+	if err != nil {
+		return nil, h.leaderError(err)
+	}
+	if !found {
+		return nil, &kvapi.NotFound{Key: key}
+	}
+	return &kvapi.GetResult_{Value: v, Applied: int64(h.store.Applied())}, nil
+}
+
+func (h *kvHandler) Put(ctx context.Context, clientID, seq int64, key string, value []byte) (*kvapi.WriteResult_, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if len(value) > kvapi.MAX_VALUE_BYTES {
+		return nil, invalid("value", kvapi.MAX_VALUE_BYTES, "value is %d bytes; the limit is %d bytes", len(value), kvapi.MAX_VALUE_BYTES)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return h.write(ctx, clientID, seq, command.Command{Op: command.OpPut, Key: key, Value: value})
+}
+
+func (h *kvHandler) Remove(ctx context.Context, clientID, seq int64, key string) (*kvapi.WriteResult_, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	return h.write(ctx, clientID, seq, command.Command{Op: command.OpRemove, Key: key})
+}
+
+func (h *kvHandler) write(ctx context.Context, clientID, seq int64, cmd command.Command) (*kvapi.WriteResult_, error) {
+	if err := checkWriter(clientID, seq); err != nil {
+		return nil, err
+	}
+	cmd.ClientID, cmd.Seq = uint64(clientID), uint64(seq)
+	ctx, cancel := h.timeout(ctx)
+	defer cancel()
+	res, err := h.node.propose(ctx, cmd)
+	if err != nil {
+		return nil, h.leaderError(err)
+	}
+	return &kvapi.WriteResult_{Slot: int64(res.Slot), Existed: res.Existed}, nil
+}
+
+func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
+	st := h.node.status()
+	members := make([]int64, 0, len(st.Members))
+	for _, m := range st.Members {
+		members = append(members, int64(m))
+	}
+	return &kvapi.ReplicaStatus{
+		ID:         int64(h.self.ID),
+		ClientAddr: h.self.ClientAddr,
+		PeerAddr:   h.self.PeerAddr,
+		IsLeader:   st.IsLeader,
+		LeaderID:   int64(st.Leader),
+		Ballot:     st.Promised.String(),
+		Applied:    int64(h.store.Applied()),
+		Chosen:     int64(st.Chosen),
+		LogEntries: int64(h.store.LogEntries()),
+		Keys:       int64(h.store.Keys()),
+		Members:    members,
+	}, nil
+}

@@ -1,0 +1,424 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/ballot-kv/ballot/command"
+	"github.com/ballot-kv/ballot/peer"
+	"github.com/ballot-kv/ballot/store"
+)
+
+// Errors the node reports to the client handler.
+var (
+	// errNotLeader: this replica does not lead; nothing was proposed.
+	errNotLeader = errors.New("not the leader")
+	// errUnavailable: no quorum in time, or leadership changed while the request
+	// was in flight; the write may or may not take effect.
+	errUnavailable = errors.New("unavailable")
+	// errStopped: the replica is shutting down.
+	errStopped = errors.New("replica stopping")
+)
+
+// Storage is what the node needs of stable storage; *store.Store provides it.
+type Storage interface {
+	Save(savePromised bool, promised peer.Ballot, entries []peer.Entry) error
+	Apply(entries []peer.Entry) ([]store.Result, error)
+	Get(key string) ([]byte, bool, error)
+	Applied() uint64
+	Keys() int
+	LogEntries() int
+}
+
+var _ Storage = (*store.Store)(nil)
+
+// Sender delivers requests to other replicas; replies and failures come back
+// through the function given to the node's Deliver.
+type Sender interface {
+	Send(m peer.Message)
+}
+
+// inbound is a request from another replica waiting for the core's reply.
+type inbound struct {
+	msg   peer.Message
+	reply chan peer.Message
+}
+
+// proposal is one client write waiting to be chosen and applied.
+type proposal struct {
+	cmd  command.Command
+	done chan writeOutcome
+}
+
+type writeOutcome struct {
+	res store.Result
+	err error
+}
+
+// readRequest is one linearizable read waiting for the leader to confirm itself.
+type readRequest struct {
+	key   string
+	token uint64
+	index uint64
+	done  chan readOutcome
+}
+
+type readOutcome struct {
+	value []byte
+	found bool
+	err   error
+}
+
+type clientKey struct{ client, seq uint64 }
+
+// nodeState is what handlers may read without asking the loop.
+type nodeState struct {
+	status peer.Status
+}
+
+// node runs the core. Only the loop goroutine touches core, waiters and reads.
+type node struct {
+	core    *peer.Replica
+	storage Storage
+	sender  Sender
+	logger  *slog.Logger
+	tick    time.Duration
+
+	inbox     chan inbound
+	replies   chan peer.Message
+	proposals chan *proposal
+	reads     chan *readRequest
+
+	state   atomic.Pointer[nodeState]
+	stopped chan struct{} // closed when the loop has returned
+
+	// Loop-owned state.
+	nextToken    uint64
+	pendingReply map[uint64]chan peer.Message
+	waiters      map[clientKey][]*proposal
+	readWaiters  map[uint64]*readRequest
+	readsAfter   []*readRequest // confirmed, waiting for apply to reach their index
+	fatal        error
+}
+
+func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Duration, logger *slog.Logger) *node {
+	n := &node{
+		core:         core,
+		storage:      storage,
+		sender:       sender,
+		logger:       logger,
+		tick:         tick,
+		inbox:        make(chan inbound, 1024),
+		replies:      make(chan peer.Message, 4096),
+		proposals:    make(chan *proposal, 4096),
+		reads:        make(chan *readRequest, 4096),
+		pendingReply: make(map[uint64]chan peer.Message),
+		waiters:      make(map[clientKey][]*proposal),
+		readWaiters:  make(map[uint64]*readRequest),
+		stopped:      make(chan struct{}),
+	}
+	n.publish()
+	return n
+}
+
+func (n *node) publish() {
+	n.state.Store(&nodeState{status: n.core.Status()})
+}
+
+// status returns the core's status as of the last loop iteration.
+func (n *node) status() peer.Status { return n.state.Load().status }
+
+// step hands a request from another replica to the core and waits for its reply,
+// which the loop releases only after the state it depends on is durable.
+func (n *node) step(ctx context.Context, m peer.Message) (peer.Message, error) {
+	in := inbound{msg: m, reply: make(chan peer.Message, 1)}
+	select {
+	case n.inbox <- in:
+	case <-n.stopped:
+		return peer.Message{}, errStopped
+	case <-ctx.Done():
+		return peer.Message{}, ctx.Err()
+	}
+	select {
+	case r, ok := <-in.reply:
+		if !ok {
+			return peer.Message{}, errStopped
+		}
+		return r, nil
+	case <-n.stopped:
+		return peer.Message{}, errStopped
+	case <-ctx.Done():
+		return peer.Message{}, ctx.Err()
+	}
+}
+
+// deliver hands the core a reply to one of its requests, or news that one failed.
+func (n *node) deliver(m peer.Message) {
+	select {
+	case n.replies <- m:
+	default:
+		// The loop is far behind; a lost reply is like a lost message, which
+		// the protocol tolerates (the leader resends).
+	}
+}
+
+// propose submits a client write and waits for its result.
+func (n *node) propose(ctx context.Context, cmd command.Command) (store.Result, error) {
+	p := &proposal{cmd: cmd, done: make(chan writeOutcome, 1)}
+	select {
+	case n.proposals <- p:
+	case <-n.stopped:
+		return store.Result{}, errStopped
+	case <-ctx.Done():
+		return store.Result{}, fmt.Errorf("%w: request queue full", errUnavailable)
+	}
+	select {
+	case out := <-p.done:
+		return out.res, out.err
+	case <-n.stopped:
+		return store.Result{}, errStopped
+	case <-ctx.Done():
+		return store.Result{}, fmt.Errorf("%w: no quorum within the deadline", errUnavailable)
+	}
+}
+
+// read serves a linearizable read.
+func (n *node) read(ctx context.Context, key string) ([]byte, bool, error) {
+	rq := &readRequest{key: key, done: make(chan readOutcome, 1)}
+	select {
+	case n.reads <- rq:
+	case <-n.stopped:
+		return nil, false, errStopped
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("%w: request queue full", errUnavailable)
+	}
+	select {
+	case out := <-rq.done:
+		return out.value, out.found, out.err
+	case <-n.stopped:
+		return nil, false, errStopped
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("%w: leadership not confirmed within the deadline", errUnavailable)
+	}
+}
+
+// run is the node loop. It returns when ctx ends or storage fails.
+func (n *node) run(ctx context.Context) error {
+	ticker := time.NewTicker(n.tick)
+	defer ticker.Stop()
+	defer close(n.stopped)
+	defer n.failAll(errStopped)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			n.core.Tick()
+		case in := <-n.inbox:
+			n.stepInbound(in)
+		case m := <-n.replies:
+			n.core.Step(m)
+		case p := <-n.proposals:
+			n.collectProposals(p)
+		case rq := <-n.reads:
+			n.startRead(rq)
+		}
+		n.drain()
+		if err := n.handleReady(); err != nil {
+			n.logger.Error("replica stops: stable storage failed", "err", err)
+			return err
+		}
+	}
+}
+
+// drain takes whatever else is already waiting, so one Ready (one fsync, one
+// message per follower) covers all of it: group commit without a timer.
+func (n *node) drain() {
+	for i := 0; i < 1024; i++ {
+		select {
+		case in := <-n.inbox:
+			n.stepInbound(in)
+		case m := <-n.replies:
+			n.core.Step(m)
+		case p := <-n.proposals:
+			n.collectProposals(p)
+		case rq := <-n.reads:
+			n.startRead(rq)
+		default:
+			return
+		}
+	}
+}
+
+func (n *node) stepInbound(in inbound) {
+	n.nextToken++
+	in.msg.Token = n.nextToken
+	n.pendingReply[n.nextToken] = in.reply
+	n.core.Step(in.msg)
+}
+
+// collectProposals batches p with every proposal already queued into one log
+// entry.
+func (n *node) collectProposals(first *proposal) {
+	batch := []*proposal{first}
+	for len(batch) < 4096 {
+		select {
+		case p := <-n.proposals:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		break
+	}
+	if !n.core.IsLeader() {
+		for _, p := range batch {
+			p.done <- writeOutcome{err: errNotLeader}
+		}
+		return
+	}
+	cmds := make([]command.Command, 0, len(batch))
+	for _, p := range batch {
+		k := clientKey{p.cmd.ClientID, p.cmd.Seq}
+		if p.cmd.ClientID != 0 {
+			if ws := n.waiters[k]; len(ws) > 0 {
+				// A retry of a write already in flight: wait for the same result.
+				n.waiters[k] = append(ws, p)
+				continue
+			}
+		}
+		n.waiters[k] = append(n.waiters[k], p)
+		cmds = append(cmds, p.cmd)
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	data, err := command.EncodeBatch(cmds)
+	if err == nil {
+		_, err = n.core.Propose(data)
+	}
+	if err != nil {
+		for _, c := range cmds {
+			n.answerWrite(clientKey{c.ClientID, c.Seq}, writeOutcome{err: fmt.Errorf("%w: %v", errUnavailable, err)})
+		}
+	}
+}
+
+func (n *node) answerWrite(k clientKey, out writeOutcome) {
+	for _, p := range n.waiters[k] {
+		p.done <- out
+	}
+	delete(n.waiters, k)
+}
+
+func (n *node) startRead(rq *readRequest) {
+	n.nextToken++
+	rq.token = n.nextToken
+	if err := n.core.ReadIndex(rq.token); err != nil {
+		rq.done <- readOutcome{err: errNotLeader}
+		return
+	}
+	n.readWaiters[rq.token] = rq
+}
+
+// handleReady carries out the core's work in the order package peer requires:
+// save, send, apply, answer.
+func (n *node) handleReady() error {
+	for n.core.HasReady() {
+		rd := n.core.Ready()
+		if rd.SavePromised || len(rd.Entries) > 0 {
+			if err := n.storage.Save(rd.SavePromised, rd.Promised, rd.Entries); err != nil {
+				return fmt.Errorf("save: %w", err)
+			}
+		}
+		for _, m := range rd.Messages {
+			if m.Type.IsReply() {
+				if ch, ok := n.pendingReply[m.Token]; ok {
+					delete(n.pendingReply, m.Token)
+					ch <- m
+				}
+				continue
+			}
+			n.sender.Send(m)
+		}
+		if len(rd.Committed) > 0 {
+			results, err := n.storage.Apply(rd.Committed)
+			if err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
+			for _, res := range results {
+				if res.ClientID == 0 {
+					continue
+				}
+				n.answerWrite(clientKey{res.ClientID, res.Seq}, writeOutcome{res: res})
+			}
+		}
+		for _, rs := range rd.Reads {
+			if rq, ok := n.readWaiters[rs.Token]; ok {
+				delete(n.readWaiters, rs.Token)
+				rq.index = rs.Index
+				n.readsAfter = append(n.readsAfter, rq)
+			}
+		}
+		for _, tok := range rd.FailedReads {
+			if rq, ok := n.readWaiters[tok]; ok {
+				delete(n.readWaiters, tok)
+				rq.done <- readOutcome{err: fmt.Errorf("%w: leadership lost", errUnavailable)}
+			}
+		}
+		if rd.LeaderChanged {
+			n.logger.Info("leader changed", "leader", rd.Leader, "is_leader", rd.IsLeader)
+			if !rd.IsLeader {
+				n.failWrites(fmt.Errorf("%w: leadership changed before the write was chosen", errUnavailable))
+			}
+		}
+		n.core.Advance(rd)
+		n.serveReads()
+	}
+	n.publish()
+	return nil
+}
+
+// serveReads answers the confirmed reads whose index has been applied.
+func (n *node) serveReads() {
+	if len(n.readsAfter) == 0 {
+		return
+	}
+	applied := n.storage.Applied()
+	kept := n.readsAfter[:0]
+	for _, rq := range n.readsAfter {
+		if rq.index > applied {
+			kept = append(kept, rq)
+			continue
+		}
+		v, found, err := n.storage.Get(rq.key)
+		rq.done <- readOutcome{value: v, found: found, err: err}
+	}
+	n.readsAfter = kept
+}
+
+func (n *node) failWrites(err error) {
+	for k := range n.waiters {
+		n.answerWrite(k, writeOutcome{err: err})
+	}
+}
+
+// failAll answers every waiting request with err (on shutdown).
+func (n *node) failAll(err error) {
+	n.failWrites(err)
+	for tok, rq := range n.readWaiters {
+		rq.done <- readOutcome{err: err}
+		delete(n.readWaiters, tok)
+	}
+	for _, rq := range n.readsAfter {
+		rq.done <- readOutcome{err: err}
+	}
+	n.readsAfter = nil
+	for tok, ch := range n.pendingReply {
+		close(ch)
+		delete(n.pendingReply, tok)
+	}
+}

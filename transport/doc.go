@@ -1,0 +1,54 @@
+// Package transport is Ballot's Thrift plumbing: a hardened server for any Thrift
+// service, a pooled client for the Peer service, the conversions between the
+// Peer service's structs and the core's peer.Message, and the Peer service handler
+// that hands requests to the local replica. The server package only wires them:
+//
+//	srv, err := transport.Listen(peerAddr,
+//		peerapi.NewPeerProcessor(transport.NewPeerHandler(step, time.Second)),
+//		transport.ServerOptions{MaxFrameSize: transport.PeerMaxFrameSize, Logger: log})
+//	go srv.Serve()
+//	...
+//	reply, err := transport.NewPeerClient(addr, transport.ClientOptions{}).Call(ctx, msg)
+//
+// # Wire format
+//
+// Framed transport and strict binary protocol on both ports, as the IDL says. Every
+// connection, on either side, gets one thrift.TConfiguration for its socket, its
+// framed transport and its protocol alike, so the limits below hold at every layer.
+//
+// # What the server promises
+//
+//   - A length prefix above ServerOptions.MaxFrameSize (frames) or the same limit
+//     (strings, binaries, lists inside a frame) closes the connection before
+//     anything is allocated for it; a 2 GiB frame header costs nothing.
+//   - A connection waits at most IdleTimeout for its next request and ReadTimeout
+//     for each read or write once a request has begun, so neither an idle client
+//     nor one that stalls halfway holds a goroutine for long.
+//   - At most MaxConns connections are served; more are closed as they arrive.
+//   - A handler panic is recovered and logged with its stack; it closes only the
+//     connection it happened on.
+//   - Malformed input, refused connections and panics are logged at most once per
+//     ten seconds each, with a count of what was held back.
+//   - Close stops accepting, closes every connection, cancels the requests in
+//     progress and returns once every connection goroutine has finished.
+//
+// # What the client promises
+//
+// PeerClient.Call is safe for concurrent use: each call takes a pooled connection
+// of its own (Thrift clients are not safe to share) or dials one. The context's
+// deadline bounds the dial and every read and write of the call, and cancelling
+// the context aborts it; a call whose context has no deadline gets CallTimeout.
+// A connection that saw any error is closed, never reused. A pooled connection
+// the server closed meanwhile is noticed before use or, if the close crosses the
+// call, the call is sent once more on a new connection (peer requests may be
+// repeated). Otherwise the client does not retry: a failed call is the caller's to
+// resend (the core does, after MsgUnreachable).
+//
+// # Conversions
+//
+// Thrift has no unsigned integers. A negative i64 from the wire is an error
+// (ErrOutOfRange), never a huge uint64, and a core value above math.MaxInt64 is an
+// error rather than a negative number on the wire. Absent ballots, requests and
+// entries are errors (ErrMissingField). Entry data is shared, not copied, and an
+// empty one arrives as nil.
+package transport

@@ -21,7 +21,11 @@
 // Step 1 before step 2 is the rule that keeps Paxos safe across crashes: an acceptor
 // must never let a promise or an accepted value leave the machine before it is on
 // disk, because after a restart it would not remember it. The leader counts its own
-// vote for a slot only in Advance, that is after its own acceptor record is durable.
+// vote for a slot only in Advance, that is after its own acceptor record is durable;
+// so a leader's MsgAccept and MsgExecute requests (never a reply) may be sent while
+// its own entries are still being saved, and its disk and its followers' disks then
+// work at the same time. A leader that crashes before its save completes never
+// reuses its ballot: it campaigns afresh with a higher one.
 //
 // The protocol (Lamport, "Paxos Made Simple", section 3, and "Paxos Made Moderately
 // Complex"): a replica that hears nothing from a leader for a randomised election

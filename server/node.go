@@ -329,6 +329,18 @@ func (n *node) startRead(rq *readRequest) {
 func (n *node) handleReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
+		// A leader's accept and execute requests may leave before its own entries
+		// are durable: its vote counts only after they are (in Advance), and the
+		// followers' fsyncs then overlap its own. Promises and accepted replies
+		// never leave before the state they report is on disk.
+		early := rd.IsLeader
+		if early {
+			for _, m := range rd.Messages {
+				if m.Type == peer.MsgAccept || m.Type == peer.MsgExecute {
+					n.sender.Send(m)
+				}
+			}
+		}
 		if rd.SavePromised || len(rd.Entries) > 0 {
 			if err := n.storage.Save(rd.SavePromised, rd.Promised, rd.Entries); err != nil {
 				return fmt.Errorf("save: %w", err)
@@ -340,6 +352,9 @@ func (n *node) handleReady() error {
 					delete(n.pendingReply, m.Token)
 					ch <- m
 				}
+				continue
+			}
+			if early && (m.Type == peer.MsgAccept || m.Type == peer.MsgExecute) {
 				continue
 			}
 			n.sender.Send(m)

@@ -19,6 +19,7 @@ type kvHandler struct {
 	members map[uint64]replicas.Replica
 	timeout timeoutFunc
 	store   Storage
+	faults  faults
 }
 
 type timeoutFunc func(ctx context.Context) (context.Context, context.CancelFunc)
@@ -84,6 +85,10 @@ func (h *kvHandler) Get(ctx context.Context, key string, consistency kvapi.Consi
 	case kvapi.Consistency_STALE:
 		v, found, err = h.store.Get(key)
 	case kvapi.Consistency_LINEARIZABLE:
+		if h.faults.localReads {
+			v, found, err = h.store.Get(key)
+			break
+		}
 		ctx, cancel := h.timeout(ctx)
 		defer cancel()
 		v, found, err = h.node.read(ctx, key)

@@ -49,6 +49,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load state from %s: %w", st.Path(), err)
 	}
+	flt, err := loadFaults()
+	if err != nil {
+		return err
+	}
+	if flt.forgetPromises {
+		logger.Warn("FAULT forget-promises: starting without the acceptor's promises and accepted entries")
+		durable = peer.Durable{Applied: durable.Applied}
+	}
 	members := make(map[uint64]replicas.Replica, len(list))
 	ids := make([]uint64, 0, len(list))
 	peerAddrs := make(map[uint64]string)
@@ -90,6 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 		self:    self,
 		members: members,
 		store:   st,
+		faults:  flt,
 		timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
 			return context.WithTimeout(ctx, cfg.RequestTimeout)
 		},

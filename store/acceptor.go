@@ -1,0 +1,214 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tidwall/buntdb"
+
+	"github.com/ballot-kv/ballot/peer"
+)
+
+// Save durably records a promise (when savePromised) and accepted entries, each
+// replacing the entry at its slot, in one buntdb transaction followed by one fsync:
+// when Save returns nil, all of it is on disk. This is the acceptor's rule that
+// nothing is sent before the state it depends on is durable, and one call per
+// Ready is group commit.
+//
+// A promise is never lowered: if promised orders before the stored promise, the
+// stored one stays. An entry with slot 0 or an unknown kind is refused, and nothing
+// is written.
+func (s *Store) Save(savePromised bool, promised peer.Ballot, entries []peer.Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if !savePromised && len(entries) == 0 {
+		return nil
+	}
+	for _, e := range entries {
+		if e.Slot == 0 || !validKind(e.Kind) {
+			return fmt.Errorf("save slot %d in %s: %w: kind %d", e.Slot, s.path, ErrInvalidEntry, e.Kind)
+		}
+	}
+	added := 0
+	err := s.update("save", func(tx *buntdb.Tx) error {
+		if savePromised {
+			if err := s.savePromised(tx, promised); err != nil {
+				return err
+			}
+		}
+		for _, e := range entries {
+			_, replaced, err := tx.Set(logKey(e.Slot), encodeEntry(e), nil)
+			if err != nil {
+				return fmt.Errorf("save slot %d in %s: %w", e.Slot, s.path, err)
+			}
+			if !replaced {
+				added++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.logEntries.Add(int64(added))
+	return s.sync("save")
+}
+
+func (s *Store) savePromised(tx *buntdb.Tx, promised peer.Ballot) error {
+	v, err := tx.Get(keyPromised)
+	switch {
+	case errors.Is(err, buntdb.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("save promise in %s: %w", s.path, err)
+	default:
+		stored, err := decodeBallot(v)
+		if err != nil {
+			return fmt.Errorf("save promise in %s: %w", s.path, corruptRecord(keyPromised, err))
+		}
+		if promised.Less(stored) {
+			s.logger.Warn("refusing to lower the promised ballot", "stored", stored, "given", promised)
+			return nil
+		}
+	}
+	if _, _, err := tx.Set(keyPromised, encodeBallot(promised), nil); err != nil {
+		return fmt.Errorf("save promise in %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Durable returns the acceptor state and the applied slot, as a restarting replica
+// needs them. Entries are in slot order. Promised is the highest of the stored
+// promise and every entry's ballot: accepting at a ballot implies promising it, and
+// a torn write can keep an entry while losing the promise written with it.
+func (s *Store) Durable() (peer.Durable, error) {
+	var d peer.Durable
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		v, err := tx.Get(keyPromised)
+		switch {
+		case errors.Is(err, buntdb.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if d.Promised, err = decodeBallot(v); err != nil {
+				return corruptRecord(keyPromised, err)
+			}
+		}
+		if d.Applied, err = getSlot(tx, keyApplied); err != nil {
+			return corruptRecord(keyApplied, err)
+		}
+		var iterErr error
+		err = tx.AscendRange("", prefixLog, endLog, func(key, value string) bool {
+			slot, err := slotOfLogKey(key)
+			if err != nil {
+				iterErr = corruptRecord(key, err)
+				return false
+			}
+			e, err := decodeEntry(slot, value)
+			if err != nil {
+				iterErr = fmt.Errorf("slot %d: %w", slot, corruptRecord(key, err))
+				return false
+			}
+			d.Entries = append(d.Entries, e)
+			return true
+		})
+		if iterErr != nil {
+			return iterErr
+		}
+		return err
+	})
+	if err != nil {
+		return peer.Durable{}, fmt.Errorf("read durable state from %s: %w", s.path, viewErr(err))
+	}
+	for _, e := range d.Entries {
+		if d.Promised.Less(e.Ballot) {
+			d.Promised = e.Ballot
+		}
+	}
+	return d, nil
+}
+
+// LogEntries returns the number of accepted entries stored.
+func (s *Store) LogEntries() int { return int(s.logEntries.Load()) }
+
+// Compact deletes the log entries with slot <= upTo that are also <= the applied
+// slot (an entry not yet applied is never deleted), then syncs.
+//
+// Accepting an entry implies promising its ballot, and Durable counts entries'
+// ballots as promises; so that compaction never lowers the promise Durable reports,
+// Compact first raises the stored promise to the highest ballot it deletes, in its
+// own transaction before the deletes.
+func (s *Store) Compact(upTo uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	limit := min(upTo, s.applied.Load())
+	var (
+		keys    []string
+		highest peer.Ballot
+		stored  peer.Ballot
+	)
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		v, err := tx.Get(keyPromised)
+		switch {
+		case errors.Is(err, buntdb.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if stored, err = decodeBallot(v); err != nil {
+				return corruptRecord(keyPromised, err)
+			}
+		}
+		var iterErr error
+		err = tx.AscendRange("", prefixLog, logKey(limit+1), func(key, value string) bool {
+			r := reader{s: value}
+			b := peer.Ballot{Round: r.uvarint(), ID: r.uvarint()}
+			if r.err != nil {
+				iterErr = corruptRecord(key, r.err)
+				return false
+			}
+			if highest.Less(b) {
+				highest = b
+			}
+			keys = append(keys, key)
+			return true
+		})
+		if iterErr != nil {
+			return iterErr
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("compact %s up to slot %d: %w", s.path, limit, err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if stored.Less(highest) {
+		err := s.update("compact", func(tx *buntdb.Tx) error {
+			_, _, err := tx.Set(keyPromised, encodeBallot(highest), nil)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("compact %s: raise promise to %v: %w", s.path, highest, err)
+		}
+	}
+	err = s.update("compact", func(tx *buntdb.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.Delete(k); err != nil {
+				return fmt.Errorf("delete %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("compact %s up to slot %d: %w", s.path, limit, err)
+	}
+	s.logEntries.Add(-int64(len(keys)))
+	s.logger.Debug("compacted the log", "up_to", limit, "deleted", len(keys))
+	return s.sync("compact")
+}

@@ -1,0 +1,80 @@
+// Package store keeps a replica's durable state in one buntdb file, <dir>/ballot.db:
+// the acceptor's promised ballot and accepted log entries, the key-value data, the
+// applied slot and the client de-duplication table.
+//
+// # Layout
+//
+// Each kind of record has its own key prefix, so user keys cannot collide with the
+// replica's records: "d/"+key holds a user value, "c/"+client id the client's
+// de-duplication record, "l/"+slot (20 digits) one accepted log entry, and
+// "m/promised", "m/applied" and "m/intent" the promise, the applied slot and the
+// redo record of the last Apply. Values are compact binary (uvarints); keys and
+// values may hold any bytes.
+//
+// # Durability
+//
+// buntdb runs with SyncPolicy Never and automatic shrinking off (a shrink rewrites
+// and renames the file without syncing the directory). The store syncs the file
+// itself, through a second descriptor, and checks the error, which buntdb ignores:
+//
+//   - Save returns only after its one transaction is written and fsync'd. This is
+//     the acceptor's durability point: nothing may be sent that depends on a promise
+//     or an accepted entry before Save returns. One Save per batch of work is group
+//     commit: one write and one fsync however many entries it carries.
+//   - Compact deletes and syncs.
+//   - Apply writes but does not sync; its writes become durable with the next Save
+//     or Compact, or Close. Its input is chosen entries, which can always be had
+//     again: a crash can lose the last Applies, but the applied slot goes with them
+//     (it is written after the data, see below), so the replica applies those slots
+//     again. A crash never loses a promise or an accepted entry this way.
+//   - Open syncs the file and its directory, so the file exists after a crash.
+//
+// A failed write or fsync stops the store: every later Save, Apply and Compact
+// returns the same error, wrapping ErrDiskFailed. After a failed fsync Linux may have
+// dropped the dirty pages and cleared the error, so a retry could "succeed" without
+// the data; a replica that cannot trust its disk must stop acting as an acceptor.
+//
+// # Torn writes
+//
+// buntdb appends each transaction as one write(), but writes its keys in map order,
+// that is at random, and a crash can tear the tail of the file: keep the first keys
+// of a transaction and lose the rest. On load buntdb drops an incomplete last record;
+// a damaged record before the end makes Open fail with ErrCorrupt and the path. The
+// store is built so that any prefix of what it wrote is a state it can continue from:
+//
+//   - Each accepted entry (ballot, kind, data) is one key: it is on disk whole or
+//     not at all. A promise and entries saved together may be torn apart, so Durable
+//     reports as promised the highest of the stored promise and every entry's
+//     ballot: accepting at a ballot implies having promised it.
+//   - Apply writes in three transactions. First the intent: one key with the slots
+//     being applied and the final value of every key the call writes (data and
+//     de-duplication records). Then those writes. Then the applied slot. If a crash
+//     leaves the intent but not the applied slot, the writes may be torn in any
+//     way; Open redoes all of them (each is idempotent) and then records the applied
+//     slot, so the data is exactly what the complete Apply would have left. If the
+//     intent itself is lost, nothing after it reached the file and the applied slot
+//     was not advanced: the replica applies those slots again from the log.
+//   - De-duplication records also carry the position (slot, index in the batch) of
+//     the command they record, and a command applied again at the position its
+//     client's record names is redone with its recorded result. This second line of
+//     defence makes re-applying a slot harmless even if an intent were lost while
+//     later writes survived, which a file that only ever loses its tail cannot do.
+//
+// Files with NUL bytes before a complete record (blocks a crash left unwritten while
+// later ones were written) are refused too: buntdb would load them but then append
+// at the wrong offset.
+//
+// # De-duplication
+//
+// Each command carries (ClientID, Seq). The store keeps, per client, the sequence
+// number, position and result of its last applied command. A command whose sequence
+// number is not above the recorded one is a duplicate: it changes nothing and, when
+// the numbers are equal, returns the recorded result. ClientID 0 opts out.
+//
+// # Memory and disk
+//
+// buntdb keeps every key in memory as well as on disk, so log entries must be
+// compacted (Compact) once the state they lead to is safe elsewhere. The intent of
+// the last Apply stays until the next one replaces it. The file only grows; buntdb's
+// Shrink is not used because it does not sync the rewritten file or its directory.
+package store

@@ -1,0 +1,297 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tidwall/buntdb"
+)
+
+// FileName is the name of the store's file in its directory.
+const FileName = "ballot.db"
+
+// Errors returned by the store, wrapped with the file's path (and slot where one is
+// involved); check them with errors.Is.
+var (
+	// ErrCorrupt: the file, or a record in it, is not what the store wrote.
+	ErrCorrupt = errors.New("corrupt store")
+	// ErrDiskFailed: a write or fsync of the file failed. The store refuses every
+	// later Save, Apply and Compact: after a failed fsync the kernel may have dropped
+	// the dirty pages, so nothing the store remembers can be trusted to be on disk.
+	ErrDiskFailed = errors.New("disk write failed; store stopped")
+	// ErrOutOfOrder: Apply was given an entry that does not follow the applied slot.
+	ErrOutOfOrder = errors.New("entry out of order")
+	// ErrInvalidEntry: Save or Apply was given an entry with slot 0 or an unknown kind.
+	ErrInvalidEntry = errors.New("invalid entry")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Options configure Open. The zero value is usable.
+type Options struct {
+	// Logger receives one line per event worth knowing (opened, incomplete last
+	// write dropped, interrupted apply completed, disk failure). Nil discards.
+	Logger *slog.Logger
+}
+
+// Store is a replica's durable state in one buntdb file. All methods are safe for
+// concurrent use; Save, Apply, Compact and Close run one at a time.
+type Store struct {
+	path   string
+	logger *slog.Logger
+	db     *buntdb.DB // safe for concurrent use on its own
+
+	// mu serialises the writers (Save, Apply, Compact, Close), so that each starts
+	// from the state the previous one left and the descriptor is never closed under
+	// an fsync. It guards file, failed and closed.
+	mu sync.Mutex
+	// file is a second descriptor of path, used only to fsync it: buntdb ignores
+	// fsync errors, and an fsync through any descriptor flushes the file.
+	file   *os.File
+	failed error // the first write or fsync failure, wrapping ErrDiskFailed
+	closed bool
+
+	// Written with mu held, read without it.
+	applied    atomic.Uint64 // last applied slot
+	userKeys   atomic.Int64  // number of "d/" keys
+	logEntries atomic.Int64  // number of "l/" keys
+}
+
+// Open opens the store in dir, creating dir and the file if needed. A file that is
+// not a buntdb file, or that is damaged before its last record, fails with an error
+// naming its path and wrapping ErrCorrupt. An incomplete last record (a write cut
+// short by a crash) is dropped, as buntdb does, and logged. An Apply that a crash
+// interrupted is completed before Open returns.
+func Open(dir string, opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	path := filepath.Join(dir, FileName)
+	logger = logger.With("path", path)
+
+	createdDir := false
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		createdDir = true
+	}
+	sizeBefore := int64(-1)
+	if fi, err := os.Stat(path); err == nil {
+		sizeBefore = fi.Size()
+	}
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+
+	db, err := openBunt(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.SetConfig(buntdb.Config{SyncPolicy: buntdb.Never, AutoShrinkDisabled: true}); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s: configure: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s for sync: %w", path, err)
+	}
+	if fi, err := f.Stat(); err == nil && sizeBefore > fi.Size() {
+		logger.Warn("dropped an incomplete last write", "bytes", sizeBefore-fi.Size())
+	}
+	s := &Store{path: path, logger: logger, db: db, file: f}
+	if err := s.load(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	// Make the file, its length (buntdb may have cut a torn tail) and its directory
+	// entry durable before anything is promised on top of them.
+	if err := s.syncAll(createdDir); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	logger.Info("store opened", "applied", s.applied.Load(), "log_entries", s.logEntries.Load(),
+		"keys", s.userKeys.Load())
+	return s, nil
+}
+
+// openBunt opens the buntdb file. buntdb's loader indexes into records without
+// checking their length, so a damaged file can make it panic; that, like its
+// ErrInvalid, means a corrupt file.
+func openBunt(path string) (db *buntdb.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("open %s: %w: buntdb: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = buntdb.Open(path)
+	if errors.Is(err, buntdb.ErrInvalid) {
+		return nil, fmt.Errorf("open %s: %w: %w", path, ErrCorrupt, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// load completes an interrupted Apply and reads the counters.
+func (s *Store) load() error {
+	if err := s.finishInterruptedApply(); err != nil {
+		return err
+	}
+	err := s.db.View(func(tx *buntdb.Tx) error {
+		applied, err := getSlot(tx, keyApplied)
+		if err != nil {
+			return corruptRecord(keyApplied, err)
+		}
+		s.applied.Store(applied)
+		var n int64
+		if err := tx.AscendRange("", prefixData, endData, func(_, _ string) bool { n++; return true }); err != nil {
+			return fmt.Errorf("count keys: %w", err)
+		}
+		s.userKeys.Store(n)
+		n = 0
+		if err := tx.AscendRange("", prefixLog, endLog, func(_, _ string) bool { n++; return true }); err != nil {
+			return fmt.Errorf("count log entries: %w", err)
+		}
+		s.logEntries.Store(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// syncAll fsyncs the file and its directory and, when Open created the directory,
+// the directory's parent.
+func (s *Store) syncAll(createdDir bool) error {
+	if err := s.file.Sync(); err != nil {
+		return fmt.Errorf("open %s: fsync: %w", s.path, err)
+	}
+	dirs := []string{filepath.Dir(s.path)}
+	if createdDir {
+		dirs = append(dirs, filepath.Dir(dirs[0]))
+	}
+	for _, dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("open %s: fsync directory %s: %w", s.path, dir, err)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Close syncs and closes the file. Later calls return ErrClosed (Close returns nil).
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	if s.failed == nil {
+		// Apply does not sync; make its writes durable now.
+		if err := s.file.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync: %w", err))
+		}
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.file.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Path returns the path of the store's file.
+func (s *Store) Path() string { return s.path }
+
+// usable returns why the store may not be written, if it may not. mu must be held.
+func (s *Store) usable() error {
+	if s.closed {
+		return fmt.Errorf("%s: %w", s.path, ErrClosed)
+	}
+	return s.failed
+}
+
+// update runs fn in one buntdb transaction. An error from fn is returned as it is; a
+// failure to commit (buntdb's write to the file) makes the store refuse all later
+// writes, since what reached the file is unknown. mu must be held.
+func (s *Store) update(op string, fn func(tx *buntdb.Tx) error) error {
+	var fnErr error
+	err := s.db.Update(func(tx *buntdb.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if err == nil || fnErr != nil {
+		return err
+	}
+	return s.fail(op, "write", err)
+}
+
+// sync fsyncs the file through the store's own descriptor and checks the result
+// (buntdb would ignore it). mu must be held.
+func (s *Store) sync(op string) error {
+	if err := s.file.Sync(); err != nil {
+		return s.fail(op, "fsync", err)
+	}
+	return nil
+}
+
+// fail records the first disk failure, after which every write is refused.
+func (s *Store) fail(op, what string, err error) error {
+	if s.failed == nil {
+		s.failed = fmt.Errorf("%s: %w: %s %s: %w", op, ErrDiskFailed, what, s.path, err)
+		s.logger.Error("disk failure; refusing further writes", "op", op, "err", err)
+	}
+	return s.failed
+}
+
+// corruptRecord wraps a decoding error of the record under key; callers add the path.
+func corruptRecord(key string, err error) error {
+	return fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, err)
+}
+
+// viewErr turns buntdb's closed error into ErrClosed.
+func viewErr(err error) error {
+	if errors.Is(err, buntdb.ErrDatabaseClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// getSlot reads a uvarint slot record; a missing record is slot 0.
+func getSlot(tx *buntdb.Tx, key string) (uint64, error) {
+	v, err := tx.Get(key)
+	if errors.Is(err, buntdb.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return decodeSlot(v)
+}

@@ -92,7 +92,13 @@ func (r *Replica) flushLeader() {
 		l.heartbeatDue = false
 		return
 	}
-	for id, p := range l.followers {
+	// Members in order, not map order: the same inputs must give the same
+	// messages in the same order, so a simulated run replays from its seed.
+	for _, id := range r.members {
+		p := l.followers[id]
+		if p == nil {
+			continue
+		}
 		sent := false
 		for !p.paused && p.next < l.nextSlot && len(p.inflight) < r.cfg.MaxInflight {
 			r.sendAccept(id, p)

@@ -3,20 +3,30 @@ package peer
 import (
 	"flag"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 )
 
 var (
-	simSchedules = flag.Int("sim.schedules", 1000, "random schedules per cluster size")
-	simSeed      = flag.Int64("sim.seed", 0, "run only this seed (0: seeds 1..sim.schedules)")
-	simSteps     = flag.Int("sim.steps", 600, "steps per schedule")
+	simSchedules = flag.Int("sim.schedules", envInt("BALLOT_SIM_SCHEDULES", 1000), "random schedules per cluster size (env BALLOT_SIM_SCHEDULES)")
+	simSeed      = flag.Int64("sim.seed", int64(envInt("BALLOT_SIM_SEED", 0)), "run only this seed (env BALLOT_SIM_SEED; 0: seeds from sim.first)")
+	simFirst     = flag.Int64("sim.first", int64(envInt("BALLOT_SIM_FIRST", 1)), "first seed of the run (env BALLOT_SIM_FIRST)")
+	simSteps     = flag.Int("sim.steps", envInt("BALLOT_SIM_STEPS", 600), "steps per schedule (env BALLOT_SIM_STEPS)")
 )
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
 
 // runSchedule drives n replicas through a seeded random schedule of ticks,
 // proposals, deliveries, drops, duplicates, reorderings, partitions and
 // crash-restarts, checking safety after every step; then heals everything and
 // checks that the cluster converges and still chooses new commands.
-func runSchedule(t testing.TB, n int, seed int64, steps int) {
+func runSchedule(t testing.TB, n int, seed int64, steps int) uint64 {
 	c := newSimCluster(t, n, seed, nil)
 	proposals := 0
 	for c.steps = 0; c.steps < steps; c.steps++ {
@@ -72,8 +82,8 @@ func runSchedule(t testing.TB, n int, seed int64, steps int) {
 				}
 			}
 		}
-		c.checkInvariants()
 	}
+	c.checkInvariants()
 	// Heal and check liveness: every replica up, links whole, one more command
 	// chosen and applied everywhere.
 	c.cut = map[[2]uint64]bool{}
@@ -105,6 +115,18 @@ func runSchedule(t testing.TB, n int, seed int64, steps int) {
 		tries++
 		return false
 	})
+	c.events.Write([]byte(c.dump()))
+	return c.events.Sum64()
+}
+
+// A seed replays step for step: two runs of one seed see the same events.
+func TestScheduleReplays(t *testing.T) {
+	for _, seed := range []int64{7, 1234} {
+		a, b := runSchedule(t, 5, seed, 800), runSchedule(t, 5, seed, 800)
+		if a != b {
+			t.Fatalf("seed %d: two runs differ (event hashes %x, %x)", seed, a, b)
+		}
+	}
 }
 
 func downCount(c *simCluster) int {
@@ -127,12 +149,15 @@ func TestRandomSchedules(t *testing.T) {
 				runSchedule(t, n, *simSeed, *simSteps)
 				return
 			}
-			for seed := int64(1); seed <= int64(*simSchedules); seed++ {
+			first := *simFirst
+			for seed := first; seed < first+int64(*simSchedules); seed++ {
 				runSchedule(t, n, seed, *simSteps)
 				if t.Failed() {
 					return
 				}
 			}
+			t.Logf("sim: n=%d schedules=%d seeds=%d..%d steps=%d violations=0",
+				n, *simSchedules, first, first+int64(*simSchedules)-1, *simSteps)
 		})
 	}
 }

@@ -183,8 +183,9 @@ func TestSecondProposerWins(t *testing.T) {
 	c.deliverWhere(anyOf(between(2, 3)))
 	c.wantChosenSoFar(slot, "b")
 
-	// The first proposer's accepts arrive now, at a lower ballot than promised.
-	c.net = append(c.net, late...)
+	// The first proposer's accepts arrive now, at a lower ballot than the
+	// acceptors promised, and before anything tells replica 1 of the new ballot.
+	c.net = append(late, c.net...)
 	c.deliverWhere(all)
 	if c.replicas[1].IsLeader() {
 		t.Fatal("replica 1 still leads after its accepts were refused")

@@ -3,6 +3,8 @@ package peer
 import (
 	"bytes"
 	"fmt"
+	"hash"
+	"hash/fnv"
 	"math/rand"
 	"slices"
 	"testing"
@@ -32,9 +34,11 @@ type simCluster struct {
 	steps    int
 
 	chosen      map[uint64][]byte // slot → the value known chosen (from any evidence)
+	holders     map[acceptKey]map[uint64]bool
 	acked       map[string]uint64 // value → slot at which some replica applied it
 	leaderTerms []Ballot
 	trace       []string
+	events      hash.Hash64 // every event of the run, to check that a seed replays exactly
 }
 
 func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simCluster {
@@ -46,7 +50,9 @@ func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simClus
 		cut:      map[[2]uint64]bool{},
 		rng:      rand.New(rand.NewSource(seed)),
 		chosen:   map[uint64][]byte{},
+		holders:  map[acceptKey]map[uint64]bool{},
 		acked:    map[string]uint64{},
+		events:   fnv.New64a(),
 	}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, uint64(i))
@@ -68,8 +74,8 @@ func (c *simCluster) fatalf(format string, args ...any) {
 	if len(tail) > 40 {
 		tail = tail[len(tail)-40:]
 	}
-	c.t.Fatalf("seed %d, step %d: %s\nlast events:\n  %s\nreplicas:\n%s", c.seed, c.steps, fmt.Sprintf(format, args...),
-		bytesJoin(tail), c.dump())
+	c.t.Fatalf("seed %d, step %d: %s\nreplay: go test ./peer -run %s -sim.seed=%d\nlast events:\n  %s\nreplicas:\n%s",
+		c.seed, c.steps, fmt.Sprintf(format, args...), c.t.Name(), c.seed, bytesJoin(tail), c.dump())
 }
 
 func (c *simCluster) dump() string {
@@ -104,7 +110,10 @@ func bytesJoin(s []string) string {
 }
 
 func (c *simCluster) logf(format string, args ...any) {
-	c.trace = append(c.trace, fmt.Sprintf(format, args...))
+	line := fmt.Sprintf(format, args...)
+	c.events.Write([]byte(line))
+	c.events.Write([]byte{'\n'})
+	c.trace = append(c.trace, line)
 	if len(c.trace) > 400 {
 		c.trace = c.trace[200:]
 	}
@@ -153,7 +162,9 @@ func (c *simCluster) process(id uint64) {
 			d.promised = rd.Promised
 		}
 		for _, e := range rd.Entries {
+			old, hadOld := d.entries[e.Slot]
 			d.entries[e.Slot] = e
+			c.recordAccepted(id, old, hadOld, e)
 		}
 		c.net = append(c.net, rd.Messages...)
 		for _, e := range rd.Committed {
@@ -164,6 +175,7 @@ func (c *simCluster) process(id uint64) {
 			c.noteChosen(e.Slot, valueOf(e), fmt.Sprintf("applied by %d", id))
 			if e.Kind == KindCommands {
 				d.applied = append(d.applied, e.Data)
+				c.checkApplied(id, len(d.applied)-1)
 				if _, ok := c.acked[string(e.Data)]; !ok {
 					c.acked[string(e.Data)] = e.Slot
 				}
@@ -198,20 +210,51 @@ func (c *simCluster) noteChosen(slot uint64, v []byte, how string) {
 	c.chosen[slot] = slices.Clone(v)
 }
 
-// checkInvariants checks, after every step:
-//   - at most one value is chosen per slot (from a majority of disks having
-//     accepted it at one ballot, and from every replica's applied sequence);
-//   - every replica's applied sequence is a prefix of every other's.
-func (c *simCluster) checkInvariants() {
-	type key struct {
-		slot uint64
-		b    Ballot
+// acceptKey names one accepted proposal: a slot and the ballot it was accepted at.
+type acceptKey struct {
+	slot uint64
+	b    Ballot
+}
+
+// recordAccepted notes that replica id durably holds e, replacing old (if any),
+// and checks at once whether that makes e's value chosen by a majority.
+func (c *simCluster) recordAccepted(id uint64, old Entry, hadOld bool, e Entry) {
+	if hadOld {
+		k := acceptKey{old.Slot, old.Ballot}
+		delete(c.holders[k], id)
 	}
-	count := map[key]int{}
-	val := map[key][]byte{}
+	k := acceptKey{e.Slot, e.Ballot}
+	if c.holders[k] == nil {
+		c.holders[k] = map[uint64]bool{}
+	}
+	c.holders[k][id] = true
+	if len(c.holders[k]) >= majority(len(c.ids)) {
+		c.noteChosen(e.Slot, valueOf(e), fmt.Sprintf("accepted by a majority at %v", e.Ballot))
+	}
+}
+
+// checkApplied checks that what replica id just applied as its i-th command
+// agrees with what every other replica applied there: applied sequences are
+// prefixes of one another.
+func (c *simCluster) checkApplied(id uint64, i int) {
+	v := c.disks[id].applied[i]
+	for other, d := range c.disks {
+		if other != id && i < len(d.applied) && !bytes.Equal(d.applied[i], v) {
+			c.fatalf("replica %d applied %q as command %d, replica %d applied %q", id, v, i, other, d.applied[i])
+		}
+	}
+}
+
+// checkInvariants re-checks every invariant from scratch: at most one value chosen
+// per slot, applied sequences agreeing. The simulator also checks both
+// incrementally as each replica saves and applies, so this full pass is a
+// cross-check for the scripted tests.
+func (c *simCluster) checkInvariants() {
+	count := map[acceptKey]int{}
+	val := map[acceptKey][]byte{}
 	for _, d := range c.disks {
 		for _, e := range d.entries {
-			k := key{e.Slot, e.Ballot}
+			k := acceptKey{e.Slot, e.Ballot}
 			count[k]++
 			val[k] = valueOf(e)
 		}
@@ -221,24 +264,16 @@ func (c *simCluster) checkInvariants() {
 			c.noteChosen(k.slot, val[k], fmt.Sprintf("accepted by a majority at %v", k.b))
 		}
 	}
-	var longest [][]byte
-	for _, d := range c.disks {
-		if len(d.applied) > len(longest) {
-			longest = d.applied
-		}
-	}
 	for id, d := range c.disks {
-		for i, v := range d.applied {
-			if !bytes.Equal(v, longest[i]) {
-				c.fatalf("replica %d applied %q as command %d, another replica %q", id, v, i, longest[i])
-			}
+		for i := range d.applied {
+			c.checkApplied(id, i)
 		}
 	}
 }
 
 // checkLeaderLog checks that a leader's log holds every acknowledged command that it
-// does not already count as chosen-and-applied: an acknowledged write survives every
-// change of leader.
+// has not itself applied yet: an acknowledged write survives every change of
+// leader.
 func (c *simCluster) checkLeaderLog(r *Replica) {
 	if r.cand != nil {
 		return
@@ -312,7 +347,6 @@ func (c *simCluster) leader() *Replica {
 func (c *simCluster) deliverAll() {
 	for i := 0; len(c.net) > 0 && i < 100000; i++ {
 		c.deliver(0, false)
-		c.checkInvariants()
 	}
 }
 

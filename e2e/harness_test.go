@@ -1,0 +1,610 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/ballot-kv/ballot/client"
+	"github.com/ballot-kv/ballot/gen/kvapi"
+)
+
+// Binaries built once by TestMain.
+var (
+	ballotdBin string
+	ballotBin  string
+)
+
+// cliTimeout is the --timeout every ballot command runs with.
+const cliTimeout = 3 * time.Second
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ballot-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildBinaries builds ballotd and ballot into dir from the module root.
+func buildBinaries(dir string) error {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return errors.New("not inside the Go module")
+	}
+	root := filepath.Dir(gomod)
+	ballotdBin = filepath.Join(dir, "ballotd")
+	ballotBin = filepath.Join(dir, "ballot")
+	for bin, pkg := range map[string]string{ballotdBin: "./server/cmd/ballotd", ballotBin: "./client/cmd/ballot"} {
+		args := []string{"build"}
+		if os.Getenv("BALLOT_E2E_RACE") == "1" {
+			args = append(args, "-race")
+		}
+		args = append(args, "-o", bin, pkg)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// waitFor polls cond until it returns nil, and fails the test with what and cond's
+// last error if timeout passes first.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s; last: %v", timeout, what, err)
+		}
+		poll := time.NewTimer(20 * time.Millisecond)
+		<-poll.C
+	}
+}
+
+// usedPorts holds every port handed out by freePort in this process, so that two
+// replicas never get the same port even after the first has let it go.
+var usedPorts = struct {
+	sync.Mutex // guards m
+	m          map[int]bool
+}{m: make(map[int]bool)}
+
+// freeAddr returns 127.0.0.1:PORT with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		usedPorts.Lock()
+		seen := usedPorts.m[port]
+		usedPorts.m[port] = true
+		usedPorts.Unlock()
+		if !seen {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+	}
+	t.Fatal("no unused free port after 100 tries")
+	return ""
+}
+
+// replica is one ballotd of a cluster and the process currently running it.
+type replica struct {
+	id         int
+	clientAddr string
+	peerAddr   string
+	dataDir    string
+	logPath    string
+
+	// Set by start, read by the test goroutine only.
+	cmd    *exec.Cmd
+	starts int
+	// done is closed when the current process has exited; exitCode is set before.
+	done     chan struct{}
+	exitCode int
+}
+
+// running reports whether the replica's current process has not exited.
+func (r *replica) running() bool {
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// cluster is a set of ballotd processes sharing one replicas file.
+type cluster struct {
+	t            testing.TB
+	dir          string
+	replicasFile string
+	reps         []*replica // reps[i] has id i+1
+}
+
+// newCluster writes a replicas file for n replicas on free loopback ports, starts
+// every replica and waits until each answers status. Every process it starts is
+// killed when the test ends.
+func newCluster(t testing.TB, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir()}
+	c.replicasFile = filepath.Join(c.dir, "replicas.txt")
+	var file strings.Builder
+	file.WriteString("# id  client address  peer address\n")
+	for id := 1; id <= n; id++ {
+		r := &replica{
+			id:         id,
+			clientAddr: freeAddr(t),
+			peerAddr:   freeAddr(t),
+			dataDir:    filepath.Join(c.dir, fmt.Sprintf("data-%d", id)),
+			logPath:    filepath.Join(c.dir, fmt.Sprintf("replica-%d.log", id)),
+		}
+		c.reps = append(c.reps, r)
+		fmt.Fprintf(&file, "%d  %s  %s\n", id, r.clientAddr, r.peerAddr)
+	}
+	if err := os.WriteFile(c.replicasFile, []byte(file.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.cleanup)
+	for id := 1; id <= n; id++ {
+		c.startNoWait(id)
+	}
+	for id := 1; id <= n; id++ {
+		c.waitServing(id)
+	}
+	return c
+}
+
+func (c *cluster) rep(id int) *replica {
+	c.t.Helper()
+	if id < 1 || id > len(c.reps) {
+		c.t.Fatalf("no replica %d in a cluster of %d", id, len(c.reps))
+	}
+	return c.reps[id-1]
+}
+
+// ids returns every replica id, in order.
+func (c *cluster) ids() []int {
+	ids := make([]int, len(c.reps))
+	for i := range c.reps {
+		ids[i] = i + 1
+	}
+	return ids
+}
+
+// clientAddrs returns the client addresses of the given replicas (all if none).
+func (c *cluster) clientAddrs(ids ...int) []string {
+	if len(ids) == 0 {
+		ids = c.ids()
+	}
+	addrs := make([]string, 0, len(ids))
+	for _, id := range ids {
+		addrs = append(addrs, c.rep(id).clientAddr)
+	}
+	return addrs
+}
+
+// start starts replica id on its data directory and waits until it answers status.
+func (c *cluster) start(id int) {
+	c.t.Helper()
+	c.startNoWait(id)
+	c.waitServing(id)
+}
+
+// startNoWait starts replica id's process, its output appended to its log file.
+func (c *cluster) startNoWait(id int) {
+	c.t.Helper()
+	r := c.rep(id)
+	if r.running() {
+		c.t.Fatalf("replica %d is already running (pid %d)", id, r.cmd.Process.Pid)
+	}
+	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r.starts++
+	fmt.Fprintf(logf, "=== e2e: start #%d of replica %d at %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(ballotdBin, "--id", strconv.Itoa(id), "--replicas", c.replicasFile, "--data", r.dataDir)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		c.t.Fatalf("start replica %d: %v", id, err)
+	}
+	done := make(chan struct{})
+	r.cmd, r.done = cmd, done
+	go func() {
+		err := cmd.Wait()
+		code := 0
+		if err != nil {
+			code = -1
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode() // -1 when killed by a signal
+			}
+		}
+		fmt.Fprintf(logf, "=== e2e: replica %d (pid %d) exited: %v\n", id, cmd.Process.Pid, err)
+		logf.Close()
+		r.exitCode = code
+		close(done)
+	}()
+}
+
+// waitServing waits until replica id answers a status call on its client address.
+func (c *cluster) waitServing(id int) {
+	c.t.Helper()
+	r := c.rep(id)
+	waitFor(c.t, 15*time.Second, fmt.Sprintf("replica %d to serve at %s", id, r.clientAddr), func() error {
+		if !r.running() {
+			c.t.Fatalf("replica %d exited with code %d while starting:\n%s", id, r.exitCode, tail(r.logPath, 30))
+		}
+		_, err := rawStatus(r.clientAddr)
+		return err
+	})
+}
+
+// kill sends SIGKILL to replica id's process and waits until it has exited.
+func (c *cluster) kill(id int) {
+	c.t.Helper()
+	r := c.rep(id)
+	if !r.running() {
+		c.t.Fatalf("kill replica %d: not running", id)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		c.t.Fatalf("kill replica %d (pid %d): %v", id, r.cmd.Process.Pid, err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("replica %d (pid %d) still running 10s after SIGKILL", id, r.cmd.Process.Pid)
+	}
+}
+
+// stop sends SIGTERM to replica id and waits up to grace for it to exit. It
+// returns the exit code and how long the exit took, and fails the test if the
+// process outlives grace.
+func (c *cluster) stop(id int, grace time.Duration) (code int, took time.Duration) {
+	c.t.Helper()
+	r := c.rep(id)
+	if !r.running() {
+		c.t.Fatalf("stop replica %d: not running", id)
+	}
+	begin := time.Now()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatalf("SIGTERM replica %d (pid %d): %v", id, r.cmd.Process.Pid, err)
+	}
+	select {
+	case <-r.done:
+		return r.exitCode, time.Since(begin)
+	case <-time.After(grace):
+		c.t.Fatalf("replica %d (pid %d) still running %s after SIGTERM:\n%s", id, r.cmd.Process.Pid, grace, tail(r.logPath, 30))
+		return 0, 0
+	}
+}
+
+// cleanup kills every process the cluster started, then checks the replicas'
+// logs for crashes, and prints their tails if the test failed.
+func (c *cluster) cleanup() {
+	for _, r := range c.reps {
+		if r.running() {
+			r.cmd.Process.Signal(syscall.SIGKILL)
+			<-r.done
+		}
+	}
+	for _, r := range c.reps {
+		data, err := os.ReadFile(r.logPath)
+		if err != nil {
+			continue
+		}
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if bytes.Contains(data, []byte(bad)) {
+				c.t.Errorf("replica %d's log contains %q", r.id, bad)
+			}
+		}
+	}
+	if c.t.Failed() {
+		for _, r := range c.reps {
+			c.t.Logf("---- last lines of replica %d's log (%s):\n%s", r.id, r.logPath, tail(r.logPath, 40))
+		}
+	}
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cliResult is what one run of the ballot command produced.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+// ballot runs the ballot command against the cluster with --timeout 3s.
+func (c *cluster) ballot(args ...string) cliResult {
+	c.t.Helper()
+	return c.ballotIn(nil, args...)
+}
+
+// ballotIn runs the ballot command with stdin as its standard input.
+func (c *cluster) ballotIn(stdin []byte, args ...string) cliResult {
+	c.t.Helper()
+	full := append([]string{"--replicas", c.replicasFile, "--timeout", cliTimeout.String()}, args...)
+	return runCLI(c.t, stdin, full...)
+}
+
+// runCLI runs the ballot binary with args. A run that outlives 30s is killed and
+// fails the test: every command has an explicit deadline.
+func runCLI(t testing.TB, stdin []byte, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ballotBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	begin := time.Now()
+	err := cmd.Run()
+	res := cliResult{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(begin)}
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("ballot %s: still running after 30s", strings.Join(args, " "))
+	case errors.As(err, &exit):
+		res.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("ballot %s: %v", strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// mustBallot runs the ballot command and fails the test unless it exits 0.
+func (c *cluster) mustBallot(args ...string) string {
+	c.t.Helper()
+	res := c.ballot(args...)
+	if res.code != 0 {
+		c.t.Fatalf("ballot %s: exit %d, stderr: %s", strings.Join(args, " "), res.code, res.stderr)
+	}
+	return res.stdout
+}
+
+// replicaStatus is one replica's entry in `ballot status --json`.
+type replicaStatus struct {
+	ID         int64  `json:"id"`
+	ClientAddr string `json:"client_addr"`
+	PeerAddr   string `json:"peer_addr"`
+	Up         bool   `json:"up"`
+	Leader     bool   `json:"leader"`
+	LeaderID   int64  `json:"leader_id"`
+	Ballot     string `json:"ballot"`
+	Applied    int64  `json:"applied"`
+	Chosen     int64  `json:"chosen"`
+	LogEntries int64  `json:"log_entries"`
+	Keys       int64  `json:"keys"`
+	Error      string `json:"error"`
+}
+
+// status runs `ballot status --json` and returns the entries by replica id. It
+// returns an error if the output is not one entry per replica of the cluster.
+func (c *cluster) status() (map[int]replicaStatus, error) {
+	res := c.ballot("status", "--json")
+	var list []replicaStatus
+	if err := json.Unmarshal([]byte(res.stdout), &list); err != nil {
+		// Accept an object holding the list as well.
+		var obj struct {
+			Replicas []replicaStatus `json:"replicas"`
+		}
+		if err2 := json.Unmarshal([]byte(res.stdout), &obj); err2 != nil || obj.Replicas == nil {
+			return nil, fmt.Errorf("ballot status --json: exit %d, output %q is not a status list: %v; stderr: %s",
+				res.code, res.stdout, err, res.stderr)
+		}
+		list = obj.Replicas
+	}
+	byID := make(map[int]replicaStatus, len(list))
+	for _, s := range list {
+		byID[int(s.ID)] = s
+	}
+	for _, r := range c.reps {
+		s, ok := byID[r.id]
+		if !ok {
+			return nil, fmt.Errorf("ballot status --json: no entry for replica %d in %s", r.id, res.stdout)
+		}
+		if s.ClientAddr != r.clientAddr {
+			return nil, fmt.Errorf("ballot status --json: replica %d has client_addr %q, want %q", r.id, s.ClientAddr, r.clientAddr)
+		}
+	}
+	if len(byID) != len(c.reps) {
+		return nil, fmt.Errorf("ballot status --json: %d entries for %d replicas: %s", len(byID), len(c.reps), res.stdout)
+	}
+	return byID, nil
+}
+
+// waitLeader waits until one of the running replicas among ids (all if none)
+// reports that it leads and a majority of the cluster names it as leader, and
+// returns its id.
+func (c *cluster) waitLeader(ids ...int) int {
+	c.t.Helper()
+	if len(ids) == 0 {
+		ids = c.ids()
+	}
+	leader := 0
+	waitFor(c.t, 20*time.Second, fmt.Sprintf("a leader among replicas %v", ids), func() error {
+		st, err := c.status()
+		if err != nil {
+			return err
+		}
+		var claims []int
+		for id, s := range st {
+			if s.Up && s.Leader {
+				claims = append(claims, id)
+			}
+		}
+		if len(claims) != 1 {
+			return fmt.Errorf("replicas claiming to lead: %v", claims)
+		}
+		l := claims[0]
+		if !slices.Contains(ids, l) {
+			return fmt.Errorf("replica %d leads, want one of %v", l, ids)
+		}
+		votes := 0
+		for _, s := range st {
+			if s.Up && s.LeaderID == int64(l) {
+				votes++
+			}
+		}
+		if votes <= len(c.reps)/2 {
+			return fmt.Errorf("only %d replicas name %d as leader", votes, l)
+		}
+		leader = l
+		return nil
+	})
+	return leader
+}
+
+// client returns a Go client for the given replicas (all if none), closed when
+// the test ends.
+func (c *cluster) client(timeout time.Duration, ids ...int) *client.Client {
+	c.t.Helper()
+	cl, err := client.New(client.Config{Endpoints: c.clientAddrs(ids...), Timeout: timeout})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// rawKV is a raw Thrift connection to one replica's client service: framed
+// transport, strict binary protocol, as the IDL prescribes.
+type rawKV struct {
+	*kvapi.KVClient
+	sock *thrift.TSocket
+}
+
+// dialKV opens a raw Thrift connection to addr with a 5s socket timeout.
+func dialKV(addr string) (*rawKV, error) {
+	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: 5 * time.Second}
+	sock := thrift.NewTSocketConf(addr, cfg)
+	if err := sock.Open(); err != nil {
+		return nil, err
+	}
+	trans := thrift.NewTFramedTransportConf(sock, cfg)
+	proto := thrift.NewTBinaryProtocolConf(trans, cfg)
+	return &rawKV{KVClient: kvapi.NewKVClient(thrift.NewTStandardClient(proto, proto)), sock: sock}, nil
+}
+
+func (r *rawKV) Close() error { return r.sock.Close() }
+
+// mustDialKV opens a raw connection to addr, closed when the test ends.
+func mustDialKV(t testing.TB, addr string) *rawKV {
+	t.Helper()
+	kv, err := dialKV(addr)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", addr, err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	return kv
+}
+
+// rawStatus asks the replica at addr for its status on a fresh connection.
+func rawStatus(addr string) (*kvapi.ReplicaStatus, error) {
+	kv, err := dialKV(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer kv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return kv.Status(ctx)
+}
+
+// waitCaughtUp waits until every replica is up and all report the same applied
+// slot, at least atLeast, and returns that slot.
+func (c *cluster) waitCaughtUp(timeout time.Duration, atLeast int64) int64 {
+	c.t.Helper()
+	var applied int64
+	waitFor(c.t, timeout, fmt.Sprintf("every replica to apply the same slot >= %d", atLeast), func() error {
+		st, err := c.status()
+		if err != nil {
+			return err
+		}
+		seen := make(map[int]int64, len(st))
+		for id, s := range st {
+			if !s.Up {
+				return fmt.Errorf("replica %d is down: %s", id, s.Error)
+			}
+			seen[id] = s.Applied
+		}
+		first := seen[1]
+		for _, a := range seen {
+			if a != first || a < atLeast {
+				return fmt.Errorf("applied slots by replica: %v", seen)
+			}
+		}
+		applied = first
+		return nil
+	})
+	return applied
+}
+
+// others returns the ids in all that are not in except.
+func others(all []int, except ...int) []int {
+	var out []int
+	for _, id := range all {
+		if !slices.Contains(except, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}

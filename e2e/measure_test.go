@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// measure skips the test unless BALLOT_MEASURE=1.
+func measure(t *testing.T) {
+	t.Helper()
+	if os.Getenv("BALLOT_MEASURE") != "1" {
+		t.Skip("a measurement, not a check: set BALLOT_MEASURE=1 to run it")
+	}
+}
+
+// TestMeasureFailover reports the time from SIGKILL of the leader of five replicas
+// to the first write acknowledged by the survivors, over five trials.
+func TestMeasureFailover(t *testing.T) {
+	measure(t)
+	const trials = 5
+	c := newCluster(t, 5)
+	var times []time.Duration
+	for trial := range trials {
+		leader := c.waitLeader()
+		c.waitCaughtUp(30*time.Second, 0)
+		survivors := others(c.ids(), leader)
+		cl := c.client(500*time.Millisecond, survivors...)
+
+		begin := time.Now()
+		c.kill(leader)
+		var took time.Duration
+		waitFor(t, 30*time.Second, "a put through the survivors", func() error {
+			_, err := cl.Put(context.Background(), "failover", fmt.Appendf(nil, "trial %d", trial))
+			took = time.Since(begin)
+			return err
+		})
+		cl.Close()
+		times = append(times, took)
+		t.Logf("trial %d: leader %d killed, first put acknowledged after %s", trial+1, leader, took.Round(time.Millisecond))
+		c.start(leader)
+	}
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	t.Logf("failover after SIGKILL of the leader: median %s over %d trials; all: %v",
+		sorted[len(sorted)/2].Round(time.Millisecond), trials, roundAll(times))
+}
+
+// TestMeasureCatchUp reports how long a replica killed with SIGKILL takes, once
+// restarted, to apply the 10,000 writes it missed.
+func TestMeasureCatchUp(t *testing.T) {
+	measure(t)
+	const (
+		writes  = 10000
+		writers = 32
+	)
+	c := newCluster(t, 5)
+	leader := c.waitLeader()
+	lagger := others(c.ids(), leader)[0]
+	c.kill(lagger)
+
+	cl := c.client(10*time.Second, others(c.ids(), lagger)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= writes || ctx.Err() != nil {
+					return
+				}
+				if _, err := cl.Put(ctx, fmt.Sprintf("catchup/%05d", i), fmt.Appendf(nil, "value %d", i)); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	wrote := time.Since(begin)
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d puts failed", n, writes)
+	}
+	t.Logf("%d puts by %d writers in %s (%.0f/s) with replica %d down",
+		writes, writers, wrote.Round(time.Millisecond), writes/wrote.Seconds(), lagger)
+
+	leader = c.waitLeader(others(c.ids(), lagger)...)
+	target, err := rawStatus(c.rep(leader).clientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restart := time.Now()
+	c.startNoWait(lagger)
+	var caught time.Duration
+	waitFor(t, 5*time.Minute, fmt.Sprintf("replica %d to apply slot %d", lagger, target.Applied), func() error {
+		st, err := rawStatus(c.rep(lagger).clientAddr)
+		if err != nil {
+			return err
+		}
+		if st.Applied < target.Applied {
+			return fmt.Errorf("applied %d of %d", st.Applied, target.Applied)
+		}
+		caught = time.Since(restart)
+		return nil
+	})
+	t.Logf("replica %d caught up to slot %d (%d writes missed) %s after its restart (process start included)",
+		lagger, target.Applied, writes, caught.Round(time.Millisecond))
+	v, err := c.client(5*time.Second, lagger).GetStale(ctx, fmt.Sprintf("catchup/%05d", writes-1))
+	if err != nil || string(v) != fmt.Sprintf("value %d", writes-1) {
+		t.Errorf("stale get of the last key on the caught-up replica: %q, %v", v, err)
+	}
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}

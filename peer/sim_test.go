@@ -89,7 +89,11 @@ func (c *simCluster) dump() string {
 		fmt.Fprintf(&b, "  %d %v leader=%d promised=%v chosen=%d applied=%d log=%d disk.applied=%d\n",
 			id, r.role, r.leader, r.promised, r.chosen, r.applied, len(r.log), c.disks[id].appliedS)
 		if r.lead != nil {
-			for f, p := range r.lead.followers {
+			for _, f := range r.members {
+				p := r.lead.followers[f]
+				if p == nil {
+					continue
+				}
 				fmt.Fprintf(&b, "    follower %d next=%d chosen=%d executing=%v paused=%v inflight=%d\n",
 					f, p.next, p.chosen, p.executing, p.paused, len(p.inflight))
 			}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/ballot-kv/ballot/internal/wire"
+
 	"github.com/ballot-kv/ballot/gen/kvapi"
 )
 
@@ -39,7 +41,7 @@ func newConn(nc net.Conn, dialTimeout time.Duration) *conn {
 		MaxMessageSize: maxFrameBytes,
 	}
 	sock := thrift.NewTSocketFromConnConf(nc, cfg)
-	trans := thrift.NewTFramedTransportConf(sock, cfg)
+	trans := thrift.NewTFramedTransportConf(wire.NewCoalescer(sock), cfg)
 	proto := thrift.NewTBinaryProtocolConf(trans, cfg)
 	return &conn{
 		sock: sock,

@@ -11,6 +11,8 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/ballot-kv/ballot/internal/wire"
+
 	"github.com/ballot-kv/ballot/gen/peerapi"
 	"github.com/ballot-kv/ballot/peer"
 )
@@ -233,12 +235,10 @@ func (c *PeerClient) get(ctx context.Context) (pc *peerConn, reused bool, err er
 		c.idle[n-1] = nil
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()
-		// A non-blocking peek: false once the server has closed its end (after
-		// its idle timeout, say).
-		if pc.sock.IsOpen() {
-			return pc, true, nil
-		}
-		pc.close()
+		// No liveness probe here (it would cost a system call per call): a
+		// connection the server closed fails at once, and Call retries it once
+		// on a fresh connection.
+		return pc, true, nil
 	}
 	pc, err = c.dial(ctx)
 	return pc, false, err
@@ -253,7 +253,7 @@ func (c *PeerClient) dial(ctx context.Context) (*peerConn, error) {
 	}
 	cc := &callConn{Conn: conn}
 	sock := thrift.NewTSocketFromConnConf(cc, c.cfg)
-	prot := newFramedBinary(sock, c.cfg)
+	prot := newFramedBinary(wire.NewCoalescer(sock), c.cfg)
 	return &peerConn{
 		conn:   cc,
 		sock:   sock,

@@ -15,6 +15,8 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/ballot-kv/ballot/internal/wire"
+
 	"github.com/ballot-kv/ballot/gen/kvapi"
 )
 
@@ -295,7 +297,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		idle:   s.opts.IdleTimeout,
 		active: s.opts.ReadTimeout,
 	}
-	prot := newFramedBinary(sock, &cfg)
+	prot := newFramedBinary(wire.NewCoalescer(sock), &cfg)
 	remote := conn.RemoteAddr().String()
 	for {
 		sock.awaitRequest()

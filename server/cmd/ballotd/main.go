@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,11 +33,19 @@ func run(args []string) int {
 			&cli.StringFlag{Name: "replicas", Value: "replicas.txt", Usage: "replicas file: one `id client-addr peer-addr` line per replica", EnvVars: []string{"BALLOT_REPLICAS"}},
 			&cli.StringFlag{Name: "data", Usage: "data directory for this replica's store", EnvVars: []string{"BALLOT_DATA"}, Required: true},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BALLOT_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "pprof", Usage: "serve Go's profiler (net/http/pprof) on this `host:port`; off when empty", EnvVars: []string{"BALLOT_PPROF"}},
 		},
 		Action: func(c *cli.Context) error {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 				return cli.Exit(fmt.Sprintf("ballotd: --log-level: %v", err), 2)
+			}
+			if addr := c.String("pprof"); addr != "" {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("ballotd: --pprof: %v", err), 1)
+				}
+				go http.Serve(ln, nil) // the default mux carries net/http/pprof's handlers
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

@@ -175,7 +175,9 @@ func (r *Replica) handleAccepted(m Message) {
 	}
 	p.heardAt = l.ticks
 	p.paused = false
-	p.chosen = max(p.chosen, m.Commit)
+	// The latest report, not the highest: a follower that restarted may have lost
+	// applied slots it had not synced, and must be sent them again.
+	p.chosen = m.Commit
 	p.acked = max(p.acked, m.RoundTrip)
 	if known {
 		for s := req.first; s <= req.last; s++ {
@@ -226,7 +228,7 @@ func (r *Replica) handleExecuted(m Message) {
 		return
 	}
 	p.executing = false
-	p.chosen = max(p.chosen, m.Commit)
+	p.chosen = m.Commit
 	if p.chosen < r.chosen {
 		r.sendExecute(m.From, p)
 	}

@@ -15,6 +15,7 @@ type simDisk struct {
 	promised Ballot
 	entries  map[uint64]Entry
 	applied  [][]byte // the values applied, slot order (no-ops skipped); its length is not the slot
+	slots    []uint64 // the slot of each value in applied
 	appliedS uint64
 }
 
@@ -145,6 +146,17 @@ func (c *simCluster) start(id uint64) {
 // yet sent; what Ready handed it and it saved survives.
 func (c *simCluster) crash(id uint64) {
 	c.logf("crash %d", id)
+	if d := c.disks[id]; c.rng.Intn(3) == 0 && d.appliedS > 0 {
+		// The store does not sync its applies (the log it applies from is
+		// durable), so a crash may take the applied slot back.
+		d.appliedS = uint64(c.rng.Int63n(int64(d.appliedS)))
+		k := len(d.slots)
+		for k > 0 && d.slots[k-1] > d.appliedS {
+			k--
+		}
+		d.applied, d.slots = d.applied[:k], d.slots[:k]
+		c.logf("replica %d lost applies after slot %d", id, d.appliedS)
+	}
 	c.down[id] = true
 	c.replicas[id] = nil
 }
@@ -179,6 +191,7 @@ func (c *simCluster) process(id uint64) {
 			c.noteChosen(e.Slot, valueOf(e), fmt.Sprintf("applied by %d", id))
 			if e.Kind == KindCommands {
 				d.applied = append(d.applied, e.Data)
+				d.slots = append(d.slots, e.Slot)
 				c.checkApplied(id, len(d.applied)-1)
 				if _, ok := c.acked[string(e.Data)]; !ok {
 					c.acked[string(e.Data)] = e.Slot

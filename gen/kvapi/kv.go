@@ -76,12 +76,13 @@ return int64(*p), nil
 }
 // The replica that received the request does not lead the cluster. The request was
 // not proposed, so the client may send it at once to leader_addr (or, when that is
-// empty because no leader is known yet, to any other replica after a short pause).
+// empty because no leader is known yet, to any other replica after a short pause),
+// with the same client_id and seq.
 // 
 // Attributes:
 //  - LeaderAddr: Client address (host:port) of the leader this replica knows, or "" if none.
 //  - LeaderID: Replica id of that leader, or 0 if none.
-//  - Message
+//  - Message: Human-readable explanation, for logs.
 type NotLeader struct {
   LeaderAddr string `thrift:"leader_addr,1" db:"leader_addr" json:"leader_addr"`
   LeaderID int64 `thrift:"leader_id,2" db:"leader_id" json:"leader_id"`
@@ -268,7 +269,7 @@ var _ thrift.TException = (*NotLeader)(nil)
 // the same client_id and seq, and it takes effect at most once.
 // 
 // Attributes:
-//  - Message
+//  - Message: Human-readable explanation, for logs.
 type Unavailable struct {
   Message string `thrift:"message,1" db:"message" json:"message"`
 }
@@ -378,11 +379,12 @@ func (Unavailable) TExceptionType() thrift.TExceptionType {
 
 var _ thrift.TException = (*Unavailable)(nil)
 
-// The request is malformed: an empty key, or a key or value over its limit.
+// The request is malformed: an empty key, a key that is not UTF-8, a key or value
+// over its limit, or a negative client_id or seq. Final: retrying cannot succeed.
 // 
 // Attributes:
 //  - Message: Says what is wrong, naming the limit that was exceeded.
-//  - Field: Which argument: "key", "value", "client_id" or "seq".
+//  - Field: Which argument: "key", "value", "client_id", "seq" or "consistency".
 //  - Limit: The limit in bytes that was exceeded, or 0.
 type InvalidArgument struct {
   Message string `thrift:"message,1" db:"message" json:"message"`
@@ -565,10 +567,10 @@ func (InvalidArgument) TExceptionType() thrift.TExceptionType {
 
 var _ thrift.TException = (*InvalidArgument)(nil)
 
-// get: the key holds no value.
+// get: the key holds no value (it was never written, or it was removed). Final.
 // 
 // Attributes:
-//  - Key
+//  - Key: The key that was asked for.
 type NotFound struct {
   Key string `thrift:"key,1" db:"key" json:"key"`
 }
@@ -678,8 +680,10 @@ func (NotFound) TExceptionType() thrift.TExceptionType {
 
 var _ thrift.TException = (*NotFound)(nil)
 
+// What get returns.
+// 
 // Attributes:
-//  - Value
+//  - Value: The stored bytes, exactly as put wrote them (may be empty).
 //  - Applied: Log slot up to which the answering replica had applied writes.
 type GetResult_ struct {
   Value []byte `thrift:"value,1" db:"value" json:"value"`
@@ -816,6 +820,8 @@ func (p *GetResult_) String() string {
   return fmt.Sprintf("GetResult_(%+v)", *p)
 }
 
+// What put and remove return once the write is applied.
+// 
 // Attributes:
 //  - Slot: Log slot in which the write was chosen.
 //  - Existed: Whether the key held a value before this write (put: replaced; remove: deleted).
@@ -957,9 +963,9 @@ func (p *WriteResult_) String() string {
 // One replica's view of itself, for operators and `ballot status`.
 // 
 // Attributes:
-//  - ID
-//  - ClientAddr
-//  - PeerAddr
+//  - ID: This replica's id in replicas.txt.
+//  - ClientAddr: Where it serves this KV service (host:port).
+//  - PeerAddr: Where it serves the peer service, for replicas only (host:port).
 //  - IsLeader: True when this replica currently leads.
 //  - LeaderID: The leader this replica knows, 0 if none.
 //  - Ballot: Highest ballot this replica has promised, as "round.replica".
@@ -1452,36 +1458,63 @@ func (p *ReplicaStatus) String() string {
   return fmt.Sprintf("ReplicaStatus(%+v)", *p)
 }
 
-type KV interface {
-  // Returns the value stored under key. Fails with NotFound when there is none.
-  // LINEARIZABLE reads must reach the leader (NotLeader otherwise); STALE reads are
-  // answered by any replica.
+type KV interface {  //The client service, served on the client address of every replica (framed
+  //transport, strict binary protocol). Any replica accepts any call; one that cannot
+  //serve it answers NotLeader with the leader's address. Every error is one of the
+  //exceptions NotLeader, Unavailable, InvalidArgument and NotFound; a transport error
+  //(connection refused or closed, a timeout) leaves the outcome unknown and is handled
+  //like Unavailable. A message over MAX_VALUE_BYTES + MAX_KEY_BYTES + 64 KiB is
+  //refused by closing the connection.
+
+  // Returns the value stored under key.
+  // 
+  // Throws NotFound when the key holds no value (final); NotLeader when a
+  // LINEARIZABLE read reaches a replica that does not lead (resend to leader_addr);
+  // Unavailable when the leader could not confirm its leadership in time (retry);
+  // InvalidArgument for a bad key or consistency (final).
   // 
   // Parameters:
-  //  - Key
-  //  - Consistency
+  //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
+  //  - Consistency: LINEARIZABLE (the default, served by the leader) or STALE (any replica).
   Get(ctx context.Context, key string, consistency Consistency) (_r *GetResult_, _err error)
-  // Stores value under key once a majority of replicas has durably accepted it.
-  // Key: 1..MAX_KEY_BYTES bytes; value: 0..MAX_VALUE_BYTES bytes.
+  // Stores value under key, replacing any previous value, and returns once a majority
+  // of replicas has durably accepted the write and the leader has applied it.
+  // 
+  // Throws NotLeader (nothing was proposed: resend the same client_id and seq to
+  // leader_addr); Unavailable (the write may or may not have been applied: retry with
+  // the same client_id and seq, and it takes effect once); InvalidArgument for an
+  // empty, non-UTF-8 or oversized key, a value over MAX_VALUE_BYTES, or a negative
+  // client_id or seq (final; the message names the limit).
   // 
   // Parameters:
-  //  - ClientID
-  //  - Seq
-  //  - Key
-  //  - Value
+  //  - ClientID: Identifies one writer for de-duplication: a random positive number, kept for a
+  // sequence of writes with at most one outstanding. 0 opts out of de-duplication
+  // (a retried write may then be applied twice).
+  //  - Seq: The writer's sequence number: 1 for its first write, one more for each new
+  // write; a retry of the same write reuses it. Must be positive unless client_id
+  // is 0.
+  //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
+  //  - Value: 0..MAX_VALUE_BYTES bytes, stored as given.
   Put(ctx context.Context, client_id int64, seq int64, key string, value []byte) (_r *WriteResult_, _err error)
   // Deletes key (the CLI calls it `delete`; Thrift reserves that word). Deleting a
-  // missing key succeeds with existed = false.
+  // missing key succeeds with existed = false. Same guarantees and exceptions as put.
   // 
   // Parameters:
-  //  - ClientID
-  //  - Seq
-  //  - Key
+  //  - ClientID: As for put.
+  //  - Seq: As for put: one more than the writer's previous write, reused on retry.
+  //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
   Remove(ctx context.Context, client_id int64, seq int64, key string) (_r *WriteResult_, _err error)
   // This replica's status; answered locally by every replica, leader or not.
   Status(ctx context.Context) (_r *ReplicaStatus, _err error)
 }
 
+//The client service, served on the client address of every replica (framed
+//transport, strict binary protocol). Any replica accepts any call; one that cannot
+//serve it answers NotLeader with the leader's address. Every error is one of the
+//exceptions NotLeader, Unavailable, InvalidArgument and NotFound; a transport error
+//(connection refused or closed, a timeout) leaves the outcome unknown and is handled
+//like Unavailable. A message over MAX_VALUE_BYTES + MAX_KEY_BYTES + 64 KiB is
+//refused by closing the connection.
 type KVClient struct {
   c thrift.TClient
   meta thrift.ResponseMeta
@@ -1517,13 +1550,16 @@ func (p *KVClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
   p.meta = meta
 }
 
-// Returns the value stored under key. Fails with NotFound when there is none.
-// LINEARIZABLE reads must reach the leader (NotLeader otherwise); STALE reads are
-// answered by any replica.
+// Returns the value stored under key.
+// 
+// Throws NotFound when the key holds no value (final); NotLeader when a
+// LINEARIZABLE read reaches a replica that does not lead (resend to leader_addr);
+// Unavailable when the leader could not confirm its leadership in time (retry);
+// InvalidArgument for a bad key or consistency (final).
 // 
 // Parameters:
-//  - Key
-//  - Consistency
+//  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
+//  - Consistency: LINEARIZABLE (the default, served by the leader) or STALE (any replica).
 func (p *KVClient) Get(ctx context.Context, key string, consistency Consistency) (_r *GetResult_, _err error) {
   var _args2 KVGetArgs
   _args2.Key = key
@@ -1552,14 +1588,24 @@ func (p *KVClient) Get(ctx context.Context, key string, consistency Consistency)
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "get failed: unknown result")
 }
 
-// Stores value under key once a majority of replicas has durably accepted it.
-// Key: 1..MAX_KEY_BYTES bytes; value: 0..MAX_VALUE_BYTES bytes.
+// Stores value under key, replacing any previous value, and returns once a majority
+// of replicas has durably accepted the write and the leader has applied it.
+// 
+// Throws NotLeader (nothing was proposed: resend the same client_id and seq to
+// leader_addr); Unavailable (the write may or may not have been applied: retry with
+// the same client_id and seq, and it takes effect once); InvalidArgument for an
+// empty, non-UTF-8 or oversized key, a value over MAX_VALUE_BYTES, or a negative
+// client_id or seq (final; the message names the limit).
 // 
 // Parameters:
-//  - ClientID
-//  - Seq
-//  - Key
-//  - Value
+//  - ClientID: Identifies one writer for de-duplication: a random positive number, kept for a
+// sequence of writes with at most one outstanding. 0 opts out of de-duplication
+// (a retried write may then be applied twice).
+//  - Seq: The writer's sequence number: 1 for its first write, one more for each new
+// write; a retry of the same write reuses it. Must be positive unless client_id
+// is 0.
+//  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
+//  - Value: 0..MAX_VALUE_BYTES bytes, stored as given.
 func (p *KVClient) Put(ctx context.Context, client_id int64, seq int64, key string, value []byte) (_r *WriteResult_, _err error) {
   var _args6 KVPutArgs
   _args6.ClientID = client_id
@@ -1589,12 +1635,12 @@ func (p *KVClient) Put(ctx context.Context, client_id int64, seq int64, key stri
 }
 
 // Deletes key (the CLI calls it `delete`; Thrift reserves that word). Deleting a
-// missing key succeeds with existed = false.
+// missing key succeeds with existed = false. Same guarantees and exceptions as put.
 // 
 // Parameters:
-//  - ClientID
-//  - Seq
-//  - Key
+//  - ClientID: As for put.
+//  - Seq: As for put: one more than the writer's previous write, reused on retry.
+//  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 func (p *KVClient) Remove(ctx context.Context, client_id int64, seq int64, key string) (_r *WriteResult_, _err error) {
   var _args10 KVRemoveArgs
   _args10.ClientID = client_id
@@ -2076,8 +2122,8 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
 // HELPER FUNCTIONS AND STRUCTURES
 
 // Attributes:
-//  - Key
-//  - Consistency
+//  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
+//  - Consistency: LINEARIZABLE (the default, served by the leader) or STALE (any replica).
 type KVGetArgs struct {
   Key string `thrift:"key,1" db:"key" json:"key"`
   Consistency Consistency `thrift:"consistency,2" db:"consistency" json:"consistency"`
@@ -2484,10 +2530,14 @@ func (p *KVGetResult) String() string {
 }
 
 // Attributes:
-//  - ClientID
-//  - Seq
-//  - Key
-//  - Value
+//  - ClientID: Identifies one writer for de-duplication: a random positive number, kept for a
+// sequence of writes with at most one outstanding. 0 opts out of de-duplication
+// (a retried write may then be applied twice).
+//  - Seq: The writer's sequence number: 1 for its first write, one more for each new
+// write; a retry of the same write reuses it. Must be positive unless client_id
+// is 0.
+//  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
+//  - Value: 0..MAX_VALUE_BYTES bytes, stored as given.
 type KVPutArgs struct {
   ClientID int64 `thrift:"client_id,1" db:"client_id" json:"client_id"`
   Seq int64 `thrift:"seq,2" db:"seq" json:"seq"`
@@ -2918,9 +2968,9 @@ func (p *KVPutResult) String() string {
 }
 
 // Attributes:
-//  - ClientID
-//  - Seq
-//  - Key
+//  - ClientID: As for put.
+//  - Seq: As for put: one more than the writer's previous write, reused on retry.
+//  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 type KVRemoveArgs struct {
   ClientID int64 `thrift:"client_id,1" db:"client_id" json:"client_id"`
   Seq int64 `thrift:"seq,2" db:"seq" json:"seq"`

@@ -1,0 +1,132 @@
+# idl/compat/v1/peer.thrift with CommandBatch holding a list of Entry.
+/**
+ * Ballot peer service: Multi-Paxos between replicas. Only replicas call it; it
+ * listens on the peer address of each line of replicas.txt, apart from the client
+ * service, so it can be firewalled. Wire format as for the client service: framed
+ * transport, binary protocol.
+ *
+ * Names follow the Paxos papers: prepare/Promise is phase 1 (P1a/P1b), accept/Accepted
+ * is phase 2 (P2a/P2b), execute is the commit notice (P3) that also carries chosen
+ * entries to a replica that missed them.
+ *
+ * An acceptor writes its promise and every accepted entry to disk (fsync) before it
+ * answers.
+ */
+namespace go peerapi
+namespace py ballot.peer
+namespace cpp ballot.peer
+namespace java org.ballotkv.peer
+namespace js BallotPeer
+namespace netstd Ballot.Peer
+namespace rb Ballot.Peer
+
+/** Proposal number: ordered by round, then by replica id; unique per replica. */
+struct Ballot {
+  1: i64 round
+  2: i64 replica
+}
+
+enum EntryKind {
+  /** data is a serialized CommandBatch. */
+  COMMANDS = 0,
+  /** Fills a slot that a new leader found empty; applies nothing. */
+  NOOP = 1,
+}
+
+/** One log slot's proposal. */
+struct Entry {
+  1: i64 slot
+  /** Ballot at which the value was proposed (and accepted). */
+  2: Ballot ballot
+  3: EntryKind kind
+  4: binary data
+}
+
+enum Op {
+  PUT = 0,
+  REMOVE = 1,
+}
+
+/** One client write, as it is stored in the log. */
+struct Command {
+  1: i64 client_id
+  2: i64 seq
+  3: Op op
+  4: string key
+  5: binary value
+}
+
+/** The commands a leader batched into one slot, applied in order. */
+struct CommandBatch {
+  1: list<Entry> commands
+}
+
+struct PrepareRequest {
+  1: i64 sender
+  2: Ballot ballot
+  /** Report accepted entries from this slot on. */
+  3: i64 first_slot
+  /**
+   * Pre-vote: only ask whether the acceptor would promise, changing nothing. A
+   * replica probes before it raises its ballot, so one that was cut off cannot
+   * depose a working leader when it returns.
+   */
+  4: bool probe
+}
+
+struct Promise {
+  1: i64 sender
+  /** False: the acceptor refused (it promised a higher ballot, or it still follows a live leader). */
+  2: bool ok
+  /** Highest ballot this acceptor has promised. */
+  3: Ballot promised
+  /** Every entry this acceptor has accepted at slot >= first_slot. */
+  4: list<Entry> accepted
+  /** Every slot up to this one is known chosen at the acceptor. */
+  5: i64 chosen
+  /** Echoes the request's probe flag. */
+  6: bool probe
+}
+
+struct AcceptRequest {
+  1: i64 sender
+  2: Ballot ballot
+  /** Entries to accept; empty for a heartbeat. */
+  3: list<Entry> entries
+  /** Every slot up to this one is chosen (the leader's commit point). */
+  4: i64 commit
+  /** Heartbeat round, echoed back; confirms leadership for linearizable reads. */
+  5: i64 round_trip
+}
+
+struct Accepted {
+  1: i64 sender
+  /** False: the acceptor has promised a higher ballot and accepted nothing. */
+  2: bool ok
+  3: Ballot promised
+  /** Every slot up to this one is known chosen at the acceptor (for catch-up). */
+  4: i64 chosen
+  5: i64 round_trip
+}
+
+struct ExecuteRequest {
+  1: i64 sender
+  2: Ballot ballot
+  /** Chosen entries the receiver lacks, in slot order. */
+  3: list<Entry> entries
+  4: i64 commit
+}
+
+struct Executed {
+  1: i64 sender
+  2: i64 chosen
+}
+
+service Peer {
+  /** Phase 1: promise to ignore ballots lower than req.ballot; report accepted entries. */
+  Promise prepare(1: PrepareRequest req)
+  /** Phase 2: accept entries at req.ballot unless a higher ballot was promised. Also the heartbeat. */
+  Accepted accept(1: AcceptRequest req)
+  /** Learn chosen entries and the commit point. */
+  Executed execute(1: ExecuteRequest req)
+}

@@ -5,6 +5,8 @@
 #   make test       check gen/, formatting and vet, then run all tests with -race
 #   make gen        regenerate gen/ from idl/ (installs thrift-compiler if missing)
 #   make check-gen  fail if gen/ is not what idl/ generates
+#   make stubs LANG=py   generate KV client stubs for one language into build/stubs/py/
+#   make stubs      list the languages the Thrift compiler can generate
 #   make fmt        gofmt every Go file outside gen/
 #   make clean      remove bin/ and data/
 
@@ -14,9 +16,9 @@ REPLICAS ?= replicas.txt
 DATA     ?= ./data
 
 # What gofmt checks: every directory but the generated code (gofmt recurses).
-GOFMT_PATHS = $(filter-out gen/ bin/ data/,$(wildcard */)) $(wildcard *.go)
+GOFMT_PATHS = $(filter-out gen/ bin/ data/ build/,$(wildcard */)) $(wildcard *.go)
 
-.PHONY: build gen check-gen test fmt fmt-check vet run clean
+.PHONY: build gen check-gen stubs test fmt fmt-check vet run clean
 
 build: bin/.modules
 	$(GO) build -o bin/ballotd ./server/cmd/ballotd
@@ -41,6 +43,35 @@ check-gen: gen
 		echo "$$changed"; \
 		exit 1; \
 	fi
+
+# Client stubs for other languages, from idl/kv.thrift, into build/stubs/LANG/
+# (LANG may carry generator options, as in LANG=java:generated_annotations=suppress;
+# the directory is named for the part before the colon). LANG is also the locale
+# variable, so only a LANG given on the make command line counts. The go.mod in
+# build/stubs keeps generated Go stubs out of this module's ./... (go vet, go test).
+STUBS_LANG := $(if $(filter command line,$(origin LANG)),$(LANG))
+STUBS_DIR  := build/stubs
+
+stubs: export STUBS_WANT := $(STUBS_LANG)
+stubs:
+	@scripts/ensure-thrift.sh
+	@langs="$$(thrift --help 2>&1 | sed -n 's/^  \([a-z_][a-z0-9_]*\) (.*):$$/\1/p')"; \
+	want="$$STUBS_WANT"; lang="$${want%%:*}"; \
+	if [ -z "$$want" ]; then \
+		echo "usage: make stubs LANG=<language>[:options]   (generates $(STUBS_DIR)/<language>/)"; \
+		echo "languages of $$(thrift --version), see 'thrift --help' for their options:"; \
+		echo "$$langs" | sed 's/^/  /'; \
+		exit 0; \
+	fi; \
+	if ! echo "$$langs" | grep -qxF -- "$$lang"; then \
+		echo "make stubs: '$$lang' is not a language of $$(thrift --version); choose one of:" >&2; \
+		echo "$$langs" | sed 's/^/  /' >&2; \
+		exit 2; \
+	fi; \
+	rm -rf "$(STUBS_DIR)/$$lang" && mkdir -p "$(STUBS_DIR)/$$lang" && \
+	printf 'module ballot-stubs\n' > "$(STUBS_DIR)/go.mod" && \
+	thrift -r --gen "$$want" -out "$(STUBS_DIR)/$$lang" idl/kv.thrift && \
+	echo "$$lang stubs for idl/kv.thrift in $(STUBS_DIR)/$$lang/"
 
 fmt:
 	gofmt -w $(GOFMT_PATHS)

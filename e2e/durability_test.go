@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -90,3 +91,84 @@ func TestDurability(t *testing.T) {
 func durableKey(i int) string { return fmt.Sprintf("durable/%03d", i) }
 
 func durableValue(i int) []byte { return fmt.Appendf(nil, "value %d: %x", i, i*7919) }
+
+// TestDurabilityKillDuringWrites kills every replica with SIGKILL while writers
+// are busy, restarts them all, and reads back every write that was acknowledged
+// before the kill.
+func TestDurabilityKillDuringWrites(t *testing.T) {
+	const (
+		writers   = 16
+		maxWrites = 2000 // per writer
+	)
+	c := newCluster(t, 5)
+	c.waitLeader()
+	cl := c.client(2 * time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex // guards acked
+	var acked []string
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range maxWrites {
+				key := fmt.Sprintf("w%02d/%04d", w, i)
+				if _, err := cl.Put(ctx, key, []byte(key)); err != nil {
+					return // the cluster is gone
+				}
+				mu.Lock()
+				acked = append(acked, key)
+				mu.Unlock()
+			}
+		}()
+	}
+	waitFor(t, 30*time.Second, "writes to be acknowledged", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(acked) < 500 {
+			return fmt.Errorf("%d writes acknowledged", len(acked))
+		}
+		return nil
+	})
+	for _, id := range c.ids() {
+		c.kill(id)
+	}
+	wg.Wait()
+	cl.Close()
+	t.Logf("%d writes acknowledged before every replica was killed", len(acked))
+
+	for _, id := range c.ids() {
+		c.startNoWait(id)
+	}
+	for _, id := range c.ids() {
+		c.waitServing(id)
+	}
+	c.waitLeader()
+	after := c.client(10 * time.Second)
+	var lost atomic.Int64
+	next := atomic.Int64{}
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(acked) {
+					return
+				}
+				v, err := after.Get(ctx, acked[i])
+				if err != nil || string(v) != acked[i] {
+					if lost.Add(1) <= 10 {
+						t.Errorf("acknowledged write %s after restart: %q, %v", acked[i], v, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := lost.Load(); n > 0 {
+		t.Errorf("%d of %d acknowledged writes missing after the restart", n, len(acked))
+	}
+}

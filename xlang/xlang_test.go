@@ -45,6 +45,12 @@ func wantNotFound(t *testing.T, what string, r result, key string) {
 	}
 }
 
+// liveArgs returns the arguments of a client run against the live cluster at eps:
+// a generous deadline, so that an election on a loaded machine is waited out.
+func liveArgs(eps string, args ...string) []string {
+	return append([]string{"--endpoints", eps, "--timeout", "20"}, args...)
+}
+
 func newGoClient(t *testing.T, c *cluster) *client.Client {
 	t.Helper()
 	goc, err := client.New(client.Config{Endpoints: c.allAddrs(), Timeout: 20 * time.Second})
@@ -70,27 +76,27 @@ func TestLiveCluster(t *testing.T) {
 		const key = "xlang/colour"
 		fromPython := []byte("from python: \x00\xff, \u2602 and a newline\n")
 
-		wantWrite(t, "python put", langPython.run(t, fromPython, "--endpoints", eps, "put", key, "-"), false)
-		wantValue(t, "c++ get of python's value", langCpp.run(t, nil, "--endpoints", eps, "get", key), fromPython)
+		wantWrite(t, "python put", langPython.run(t, fromPython, liveArgs(eps, "put", key, "-")...), false)
+		wantValue(t, "c++ get of python's value", langCpp.run(t, nil, liveArgs(eps, "get", key)...), fromPython)
 
 		res, err := goc.Put(ctx, key, []byte("from go"))
 		if err != nil || !res.Existed {
 			t.Fatalf("go put over python's value: %+v, %v; want existed", res, err)
 		}
-		wantValue(t, "python get of go's value", langPython.run(t, nil, "--endpoints", eps, "get", key), []byte("from go"))
+		wantValue(t, "python get of go's value", langPython.run(t, nil, liveArgs(eps, "get", key)...), []byte("from go"))
 		t.Run("java reads go's value", func(t *testing.T) {
 			langJava.need(t)
-			wantValue(t, "java get of go's value", langJava.run(t, nil, "--endpoints", eps, "get", key), []byte("from go"))
+			wantValue(t, "java get of go's value", langJava.run(t, nil, liveArgs(eps, "get", key)...), []byte("from go"))
 		})
 
-		wantWrite(t, "c++ delete", langCpp.run(t, nil, "--endpoints", eps, "delete", key), true)
+		wantWrite(t, "c++ delete", langCpp.run(t, nil, liveArgs(eps, "delete", key)...), true)
 		if v, err := goc.Get(ctx, key); !errors.Is(err, client.ErrNotFound) {
 			t.Fatalf("go get after the c++ delete: %q, %v; want not found", v, err)
 		}
 		for _, l := range allLangs {
 			t.Run(l.name+" sees the delete", func(t *testing.T) {
 				l.need(t)
-				wantNotFound(t, l.name+" get after delete", l.run(t, nil, "--endpoints", eps, "get", key), key)
+				wantNotFound(t, l.name+" get after delete", l.run(t, nil, liveArgs(eps, "get", key)...), key)
 			})
 		}
 	})
@@ -106,7 +112,7 @@ func TestLiveCluster(t *testing.T) {
 				for attempt := 1; ; attempt++ {
 					leader := c.waitLeader(t)
 					follower := c.reps[c.follower(leader)-1]
-					r := l.run(t, nil, "--endpoints", follower.clientAddr, "-v", "put", key, l.name)
+					r := l.run(t, nil, liveArgs(follower.clientAddr, "-v", "put", key, l.name)...)
 					wantWrite(t, l.name+" put through a follower", r, attempt > 1)
 					redirect := fmt.Sprintf("NotLeader from %s; following to %s", follower.clientAddr, c.reps[leader-1].clientAddr)
 					if strings.Contains(r.stderr, redirect) {
@@ -132,7 +138,7 @@ func TestLiveCluster(t *testing.T) {
 			t.Run(l.name, func(t *testing.T) {
 				l.need(t)
 				missing := "xlang/missing/" + l.name
-				wantNotFound(t, "get of a missing key", l.run(t, nil, "--endpoints", eps, "get", missing), missing)
+				wantNotFound(t, "get of a missing key", l.run(t, nil, liveArgs(eps, "get", missing)...), missing)
 
 				big := "xlang/big/" + l.name
 				for _, tc := range []struct {
@@ -148,7 +154,7 @@ func TestLiveCluster(t *testing.T) {
 					{"put of an empty key", []string{"put", "", "v"}, nil,
 						[]string{"key is empty", "field key"}},
 				} {
-					r := l.run(t, tc.stdin, append([]string{"--endpoints", eps}, tc.args...)...)
+					r := l.run(t, tc.stdin, liveArgs(eps, tc.args...)...)
 					ok := r.code == 3 && strings.HasPrefix(r.stderr, "InvalidArgument: ")
 					for _, s := range tc.wantInText {
 						ok = ok && strings.Contains(r.stderr, s)
@@ -177,7 +183,7 @@ func TestLiveCluster(t *testing.T) {
 		for _, l := range allLangs {
 			t.Run(l.name, func(t *testing.T) {
 				l.need(t)
-				r := l.run(t, nil, "--endpoints", eps, "--timeout", "20", "bench-put", strconv.Itoa(n))
+				r := l.run(t, nil, liveArgs(eps, "bench-put", strconv.Itoa(n))...)
 				m := line.FindStringSubmatch(r.stdout)
 				if r.code != 0 || m == nil || m[1] != strconv.Itoa(n) {
 					t.Fatalf("bench-put %d: %v", n, r)

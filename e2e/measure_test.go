@@ -120,6 +120,36 @@ func TestMeasureCatchUp(t *testing.T) {
 	}
 }
 
+// TestMeasureReadLatency reports the latency of sequential linearizable gets and
+// puts on idle clusters of three and five replicas.
+func TestMeasureReadLatency(t *testing.T) {
+	measure(t)
+	const ops = 41
+	for _, n := range []int{3, 5} {
+		c := newCluster(t, n)
+		c.waitLeader()
+		cl := c.client(5 * time.Second)
+		ctx := context.Background()
+		timeOps := func(op func() error) time.Duration {
+			var lat []time.Duration
+			for range ops {
+				begin := time.Now()
+				if err := op(); err != nil {
+					t.Fatal(err)
+				}
+				lat = append(lat, time.Since(begin))
+			}
+			slices.Sort(lat)
+			return lat[len(lat)/2]
+		}
+		put := timeOps(func() error { _, err := cl.Put(ctx, "latency", []byte("x")); return err })
+		get := timeOps(func() error { _, err := cl.Get(ctx, "latency"); return err })
+		stale := timeOps(func() error { _, err := cl.GetStale(ctx, "latency"); return err })
+		t.Logf("%d replicas, idle, median of %d sequential calls: put %s, linearizable get %s, stale get %s",
+			n, ops, put.Round(time.Microsecond), get.Round(time.Microsecond), stale.Round(time.Microsecond))
+	}
+}
+
 func roundAll(ds []time.Duration) []time.Duration {
 	out := make([]time.Duration, len(ds))
 	for i, d := range ds {

@@ -92,6 +92,9 @@ func (r *Replica) flushLeader() {
 		l.heartbeatDue = false
 		return
 	}
+	// Every round numbered from here on was sent after the reads now waiting
+	// arrived, so an answer to any of them confirms leadership for those reads.
+	firstRound := l.roundTrip + 1
 	// Members in order, not map order: the same inputs must give the same
 	// messages in the same order, so a simulated run replays from its seed.
 	for _, id := range r.members {
@@ -114,7 +117,7 @@ func (r *Replica) flushLeader() {
 	if beat {
 		for i := range l.reads {
 			if l.reads[i].round == 0 {
-				l.reads[i].round = l.roundTrip
+				l.reads[i].round = firstRound
 			}
 		}
 		l.heartbeatDue = false

@@ -36,6 +36,7 @@ type simCluster struct {
 
 	chosen      map[uint64][]byte // slot → the value known chosen (from any evidence)
 	holders     map[acceptKey]map[uint64]bool
+	reads       map[uint64][]ReadState // reads each replica released
 	acked       map[string]uint64 // value → slot at which some replica applied it
 	leaderTerms []Ballot
 	trace       []string
@@ -52,6 +53,7 @@ func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simClus
 		rng:      rand.New(rand.NewSource(seed)),
 		chosen:   map[uint64][]byte{},
 		holders:  map[acceptKey]map[uint64]bool{},
+		reads:    map[uint64][]ReadState{},
 		acked:    map[string]uint64{},
 		events:   fnv.New64a(),
 	}
@@ -183,6 +185,7 @@ func (c *simCluster) process(id uint64) {
 			c.recordAccepted(id, old, hadOld, e)
 		}
 		c.net = append(c.net, rd.Messages...)
+		c.reads[id] = append(c.reads[id], rd.Reads...)
 		for _, e := range rd.Committed {
 			if e.Slot != d.appliedS+1 {
 				c.fatalf("replica %d applies slot %d after %d", id, e.Slot, d.appliedS)

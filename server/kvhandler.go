@@ -33,7 +33,7 @@ func invalid(field string, limit int64, format string, args ...any) error {
 func checkKey(key string) error {
 	switch {
 	case key == "":
-		return invalid("key", 0, "key is empty")
+		return invalid("key", 0, "key is empty; keys must be 1 to %d bytes", kvapi.MAX_KEY_BYTES)
 	case len(key) > kvapi.MAX_KEY_BYTES:
 		return invalid("key", kvapi.MAX_KEY_BYTES, "key is %d bytes; the limit is %d bytes", len(key), kvapi.MAX_KEY_BYTES)
 	case !utf8.ValidString(key):

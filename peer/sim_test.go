@@ -37,7 +37,7 @@ type simCluster struct {
 	chosen      map[uint64][]byte // slot → the value known chosen (from any evidence)
 	holders     map[acceptKey]map[uint64]bool
 	reads       map[uint64][]ReadState // reads each replica released
-	acked       map[string]uint64 // value → slot at which some replica applied it
+	acked       map[string]uint64      // value → slot at which some replica applied it
 	leaderTerms []Ballot
 	trace       []string
 	events      hash.Hash64 // every event of the run, to check that a seed replays exactly

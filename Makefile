@@ -9,6 +9,7 @@
 #   make stubs      list the languages the Thrift compiler can generate
 #   make fmt        gofmt every Go file outside gen/
 #   make clean      remove bin/ and data/
+#   make chaos      long linearizability campaign under faults (docs/testing.md)
 
 GO       ?= go
 MODULE   := github.com/ballot-kv/ballot
@@ -95,3 +96,26 @@ run: build
 
 clean:
 	rm -rf bin data
+
+# The long chaos campaign (docs/testing.md): real replicas under faults, checked
+# for linearizability with porcupine, for DURATION in histories of 60s. REPLICAS
+# here is a count when given on the command line (make chaos REPLICAS=5); FAULTS
+# is a comma-separated mix or "all"; SEED replays a schedule. The last line
+# printed is the campaign's summary.
+DURATION      ?= 10m
+SEED          ?=
+FAULTS        ?= all
+CHAOS_OUT     ?= $(or $(TMPDIR),/tmp)/ballot-chaos
+CHAOS_TIMEOUT ?= 6h
+
+.PHONY: chaos
+chaos: bin/.modules
+	@mkdir -p "$(CHAOS_OUT)" && rm -f "$(CHAOS_OUT)/summary.txt"
+	@echo "chaos: progress in $(CHAOS_OUT)/progress.log, evidence of failures under $(CHAOS_OUT)"
+	@CHAOS_LONG=1 CHAOS_DURATION="$(DURATION)" CHAOS_SEED="$(SEED)" CHAOS_FAULTS="$(FAULTS)" \
+		CHAOS_REPLICAS="$(if $(filter command line,$(origin REPLICAS)),$(REPLICAS),5)" CHAOS_OUT="$(CHAOS_OUT)" \
+		$(GO) test -count=1 -run '^TestChaosLong$$' -timeout $(CHAOS_TIMEOUT) ./chaos; \
+	status=$$?; \
+	if [ -f "$(CHAOS_OUT)/summary.txt" ]; then cat "$(CHAOS_OUT)/summary.txt"; \
+	else echo "chaos: no summary: the campaign did not run (see above)"; fi; \
+	exit $$status

@@ -1,0 +1,568 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/ballot-kv/ballot/gen/kvapi"
+)
+
+// ClusterConfig describes a cluster of real ballotd processes.
+type ClusterConfig struct {
+	// Binary is the ballotd executable.
+	Binary string
+	// Replicas is how many replicas to run (ids 1..Replicas).
+	Replicas int
+	// Dir holds the replicas files, data directories and logs.
+	Dir string
+	// Env is added to each replica's environment (BALLOT_FAULTS=..., say).
+	Env []string
+	// Seed seeds the proxies' random choices.
+	Seed uint64
+	// Logf receives one line per process start and exit. Nil discards.
+	Logf func(format string, args ...any)
+}
+
+// Cluster is a set of ballotd processes on loopback whose peer links all pass
+// through fault-injecting proxies. Each replica has its own replicas file, in
+// which every other replica's peer address is the proxy for the link from this
+// replica to that one; replicas identify each other by the id in every message,
+// so they cannot tell.
+type Cluster struct {
+	cfg   ClusterConfig
+	reps  []*Replica       // reps[i] has id i+1
+	links map[[2]int]*Link // by {from, to}
+	logf  func(string, ...any)
+
+	mu         sync.Mutex // guards unexpected
+	unexpected []string
+}
+
+// Replica is one ballotd and the process currently running it.
+type Replica struct {
+	ID           int
+	ClientAddr   string
+	PeerAddr     string
+	DataDir      string
+	ReplicasFile string
+	LogPath      string
+
+	mu     sync.Mutex // guards cmd, done, killed, paused and starts
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited
+	killed *atomic.Bool  // set before this harness kills cmd
+	paused bool
+	starts int
+}
+
+// StartCluster creates the proxies and replicas files and starts every replica.
+// It does not wait for them to serve; see WaitServing.
+func StartCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Replicas < 1 {
+		return nil, fmt.Errorf("cluster of %d replicas", cfg.Replicas)
+	}
+	c := &Cluster{cfg: cfg, links: make(map[[2]int]*Link), logf: cfg.Logf}
+	if c.logf == nil {
+		c.logf = func(string, ...any) {}
+	}
+	ports, err := freePorts(2 * cfg.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	for id := 1; id <= cfg.Replicas; id++ {
+		c.reps = append(c.reps, &Replica{
+			ID:           id,
+			ClientAddr:   ports[2*(id-1)],
+			PeerAddr:     ports[2*(id-1)+1],
+			DataDir:      filepath.Join(cfg.Dir, fmt.Sprintf("data-%d", id)),
+			ReplicasFile: filepath.Join(cfg.Dir, fmt.Sprintf("replicas-%d.txt", id)),
+			LogPath:      filepath.Join(cfg.Dir, fmt.Sprintf("replica-%d.log", id)),
+		})
+	}
+	for _, from := range c.reps {
+		for _, to := range c.reps {
+			if from == to {
+				continue
+			}
+			l, err := NewLink(from.ID, to.ID, to.PeerAddr, cfg.Seed)
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
+			c.links[[2]int{from.ID, to.ID}] = l
+		}
+	}
+	for _, r := range c.reps {
+		var b strings.Builder
+		fmt.Fprintf(&b, "# replica %d's view: its own line is real; every other peer address is the proxy for the link %d→that replica\n", r.ID, r.ID)
+		for _, o := range c.reps {
+			peer := o.PeerAddr
+			if o != r {
+				peer = c.links[[2]int{r.ID, o.ID}].Addr()
+			}
+			fmt.Fprintf(&b, "%d  %s  %s\n", o.ID, o.ClientAddr, peer)
+		}
+		if err := os.WriteFile(r.ReplicasFile, []byte(b.String()), 0o644); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	for _, r := range c.reps {
+		if err := c.Start(r.ID); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// IDs returns every replica id in order.
+func (c *Cluster) IDs() []int {
+	ids := make([]int, len(c.reps))
+	for i := range c.reps {
+		ids[i] = i + 1
+	}
+	return ids
+}
+
+// Replica returns replica id.
+func (c *Cluster) Replica(id int) *Replica { return c.reps[id-1] }
+
+// Link returns the proxy for from→to.
+func (c *Cluster) Link(from, to int) *Link { return c.links[[2]int{from, to}] }
+
+// Links returns every proxy.
+func (c *Cluster) Links() []*Link {
+	out := make([]*Link, 0, len(c.links))
+	for _, from := range c.IDs() {
+		for _, to := range c.IDs() {
+			if l := c.links[[2]int{from, to}]; l != nil {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// ClientAddrs returns every replica's client address, by id order.
+func (c *Cluster) ClientAddrs() []string {
+	out := make([]string, len(c.reps))
+	for i, r := range c.reps {
+		out[i] = r.ClientAddr
+	}
+	return out
+}
+
+// Running reports whether replica id has a live process (paused counts).
+func (c *Cluster) Running(id int) bool {
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.runningLocked()
+}
+
+func (r *Replica) runningLocked() bool {
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts replica id's process unless it is running.
+func (c *Cluster) Start(id int) error {
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runningLocked() {
+		return nil
+	}
+	logf, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	r.starts++
+	fmt.Fprintf(logf, "=== chaos: start #%d of replica %d at %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(c.cfg.Binary, "--id", strconv.Itoa(id), "--replicas", r.ReplicasFile, "--data", r.DataDir)
+	cmd.Env = append(os.Environ(), c.cfg.Env...)
+	// If the test process dies without cleaning up (a go test timeout, say),
+	// the kernel kills its replicas too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start replica %d: %w", id, err)
+	}
+	done := make(chan struct{})
+	killed := new(atomic.Bool)
+	r.cmd, r.done, r.killed, r.paused = cmd, done, killed, false
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(logf, "=== chaos: replica %d (pid %d) exited: %v\n", id, cmd.Process.Pid, err)
+		logf.Close()
+		if !killed.Load() {
+			c.mu.Lock()
+			c.unexpected = append(c.unexpected, fmt.Sprintf("replica %d (pid %d) exited on its own: %v", id, cmd.Process.Pid, err))
+			c.mu.Unlock()
+		}
+		close(done)
+	}()
+	return nil
+}
+
+// Kill sends SIGKILL to replica id and waits for the process to exit.
+func (c *Cluster) Kill(id int) error {
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.runningLocked() {
+		return nil
+	}
+	r.killed.Store(true)
+	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill replica %d (pid %d): %w", id, r.cmd.Process.Pid, err)
+	}
+	r.paused = false
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-r.done:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("replica %d (pid %d) still running 10s after SIGKILL", id, r.cmd.Process.Pid)
+	}
+}
+
+// Pause stops replica id with SIGSTOP.
+func (c *Cluster) Pause(id int) error { return c.signal(id, syscall.SIGSTOP, true) }
+
+// Resume continues replica id with SIGCONT.
+func (c *Cluster) Resume(id int) error { return c.signal(id, syscall.SIGCONT, false) }
+
+func (c *Cluster) signal(id int, sig syscall.Signal, paused bool) error {
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.runningLocked() {
+		return nil
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("%v to replica %d (pid %d): %w", sig, id, r.cmd.Process.Pid, err)
+	}
+	r.paused = paused
+	return nil
+}
+
+// Paused reports whether replica id is stopped by Pause.
+func (c *Cluster) Paused(id int) bool {
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.paused && r.runningLocked()
+}
+
+// HealNetwork ends every link fault.
+func (c *Cluster) HealNetwork() {
+	for _, l := range c.links {
+		l.Heal()
+	}
+}
+
+// HealAll ends every fault: heals the links, resumes paused replicas and
+// starts stopped ones.
+func (c *Cluster) HealAll() error {
+	c.HealNetwork()
+	var errs []error
+	for _, id := range c.IDs() {
+		if c.Paused(id) {
+			errs = append(errs, c.Resume(id))
+		}
+		errs = append(errs, c.Start(id))
+	}
+	return errors.Join(errs...)
+}
+
+// Close kills every process this cluster started and stops the proxies.
+func (c *Cluster) Close() {
+	for _, r := range c.reps {
+		r.mu.Lock()
+		if r.runningLocked() {
+			r.killed.Store(true)
+			r.cmd.Process.Signal(syscall.SIGKILL)
+			<-r.done
+		}
+		r.mu.Unlock()
+	}
+	for _, l := range c.links {
+		l.Close()
+	}
+}
+
+// Trouble returns the replicas' exits that no one asked for, and every log
+// line that shows a crash or a data race.
+func (c *Cluster) Trouble() []string {
+	c.mu.Lock()
+	out := append([]string(nil), c.unexpected...)
+	c.mu.Unlock()
+	for _, r := range c.reps {
+		data, err := os.ReadFile(r.LogPath)
+		if err != nil {
+			continue
+		}
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if strings.Contains(string(data), bad) {
+				out = append(out, fmt.Sprintf("replica %d's log contains %q", r.ID, bad))
+			}
+		}
+	}
+	return out
+}
+
+// Status asks replica id for its status on a fresh connection.
+func (c *Cluster) Status(ctx context.Context, id int, timeout time.Duration) (*kvapi.ReplicaStatus, error) {
+	kv, err := dialKV(c.Replica(id).ClientAddr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer kv.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return kv.Status(ctx)
+}
+
+// Statuses asks every replica for its status at once; replicas that do not
+// answer within timeout are missing from the result.
+func (c *Cluster) Statuses(ctx context.Context, timeout time.Duration) map[int]*kvapi.ReplicaStatus {
+	var mu sync.Mutex // guards out
+	out := make(map[int]*kvapi.ReplicaStatus)
+	var wg sync.WaitGroup
+	for _, id := range c.IDs() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := c.Status(ctx, id, timeout)
+			if err == nil {
+				mu.Lock()
+				out[id] = st
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Leader returns the replica that claims to lead and that most replicas name as
+// leader, or 0 when none claims to.
+func (c *Cluster) Leader(ctx context.Context) int {
+	st := c.Statuses(ctx, 400*time.Millisecond)
+	votes := make(map[int64]int)
+	for _, s := range st {
+		if s.LeaderID != 0 {
+			votes[s.LeaderID]++
+		}
+	}
+	best, bestVotes := 0, -1
+	for id, s := range st {
+		if s.IsLeader && votes[int64(id)] > bestVotes {
+			best, bestVotes = id, votes[int64(id)]
+		}
+	}
+	return best
+}
+
+// WaitLeader waits until one replica claims to lead and a majority of all
+// replicas name it, and returns its id.
+func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (int, error) {
+	leader := 0
+	err := poll(ctx, timeout, "a leader named by a majority", func() error {
+		st := c.Statuses(ctx, time.Second)
+		var claims []int
+		for id, s := range st {
+			if s.IsLeader {
+				claims = append(claims, id)
+			}
+		}
+		if len(claims) != 1 {
+			return fmt.Errorf("replicas claiming to lead: %v (of %d answering)", claims, len(st))
+		}
+		votes := 0
+		for _, s := range st {
+			if s.LeaderID == int64(claims[0]) {
+				votes++
+			}
+		}
+		if votes <= len(c.reps)/2 {
+			return fmt.Errorf("only %d replicas name %d as leader", votes, claims[0])
+		}
+		leader = claims[0]
+		return nil
+	})
+	return leader, err
+}
+
+// WaitServing waits until every replica answers status.
+func (c *Cluster) WaitServing(ctx context.Context, timeout time.Duration) error {
+	return poll(ctx, timeout, "every replica to answer status", func() error {
+		st := c.Statuses(ctx, time.Second)
+		var missing []int
+		for _, id := range c.IDs() {
+			if _, ok := st[id]; !ok {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("no status from replicas %v", missing)
+		}
+		return nil
+	})
+}
+
+// Tail returns the last n lines of replica id's log.
+func (c *Cluster) Tail(id, n int) string {
+	data, err := os.ReadFile(c.Replica(id).LogPath)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// poll calls cond every 20ms until it returns nil, and returns an error naming
+// what and cond's last error once timeout has passed or ctx has ended.
+func poll(ctx context.Context, timeout time.Duration, what string, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("waited %s for %s; last: %w", timeout, what, err)
+		}
+		if !pause(ctx, 20*time.Millisecond) {
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		}
+	}
+}
+
+// pause waits d or until ctx ends, and reports whether d passed. It paces
+// retries and the fault schedule; it never stands in for waiting on a condition.
+func pause(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// usedPorts holds every port freePorts has handed out in this process, so two
+// replicas never share one even after the first let it go.
+var usedPorts = struct {
+	sync.Mutex // guards m
+	m          map[int]bool
+}{m: make(map[int]bool)}
+
+// freePorts returns n loopback addresses whose ports were free a moment ago.
+// The ports lie below the kernel's ephemeral range, where neither a listener on
+// port 0 (the proxies', other tests') nor an outgoing connection can take one
+// while its replica is down between a kill and a restart.
+func freePorts(n int) ([]string, error) {
+	lo, hi := 10000, ephemeralLow()-1
+	if hi-lo < 1000 {
+		return nil, fmt.Errorf("no room below the ephemeral port range (it starts at %d)", hi+1)
+	}
+	var out []string
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000*n {
+			return nil, errors.New("no free port below the ephemeral range")
+		}
+		port := lo + rand.IntN(hi-lo+1)
+		usedPorts.Lock()
+		seen := usedPorts.m[port]
+		usedPorts.m[port] = true
+		usedPorts.Unlock()
+		if seen {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		out = append(out, addr)
+	}
+	return out, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 if it
+// cannot be read).
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 1 {
+		return 32768
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 32768
+	}
+	return low
+}
+
+// kvConn is a raw Thrift connection to one replica's client service: framed
+// transport and strict binary protocol, as a client in any language would use.
+type kvConn struct {
+	*kvapi.KVClient
+	addr string
+	sock *thrift.TSocket
+}
+
+// dialKV connects to addr; every read and write on the connection times out
+// after timeout.
+func dialKV(addr string, timeout time.Duration) (*kvConn, error) {
+	strict := true
+	cfg := &thrift.TConfiguration{
+		ConnectTimeout:     min(timeout, time.Second),
+		SocketTimeout:      timeout,
+		TBinaryStrictRead:  &strict,
+		TBinaryStrictWrite: &strict,
+	}
+	sock := thrift.NewTSocketConf(addr, cfg)
+	if err := sock.Open(); err != nil {
+		return nil, err
+	}
+	trans := thrift.NewTFramedTransportConf(sock, cfg)
+	proto := thrift.NewTBinaryProtocolConf(trans, cfg)
+	return &kvConn{KVClient: kvapi.NewKVClient(thrift.NewTStandardClient(proto, proto)), addr: addr, sock: sock}, nil
+}
+
+func (k *kvConn) Close() error { return k.sock.Close() }

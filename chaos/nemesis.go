@@ -1,0 +1,511 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FaultKind names one kind of fault the nemesis injects.
+type FaultKind string
+
+// The kinds of fault. A fault-mix setting is a comma-separated list of them, or
+// "all".
+const (
+	// FaultPartition splits the replicas: a minority from a majority, the
+	// leader alone, the leader with a minority, or two halves joined only
+	// through one bridge replica.
+	FaultPartition FaultKind = "partition"
+	// FaultOneWay drops the bytes of one direction only: the leader's requests
+	// (it hears but is not heard), the replies to the leader, or random links.
+	FaultOneWay FaultKind = "oneway"
+	// FaultDelay delays the bytes of some links (tens to hundreds of ms).
+	FaultDelay FaultKind = "delay"
+	// FaultDrop closes connections on some links at random.
+	FaultDrop FaultKind = "drop"
+	// FaultKill kills a minority of replicas with SIGKILL (often the leader),
+	// and restarts them when the fault ends.
+	FaultKill FaultKind = "kill"
+	// FaultKillMajority kills a majority, the leader among them, all at once,
+	// and restarts them together.
+	FaultKillMajority FaultKind = "kill-majority"
+	// FaultPause stops a replica (usually the leader) with SIGSTOP and
+	// continues it with SIGCONT when the fault ends.
+	FaultPause FaultKind = "pause"
+)
+
+// AllFaults is what "all" means.
+var AllFaults = []FaultKind{FaultPartition, FaultOneWay, FaultDelay, FaultDrop, FaultKill, FaultKillMajority, FaultPause}
+
+// ParseFaults reads a fault mix: kinds separated by commas, or "all".
+func ParseFaults(s string) ([]FaultKind, error) {
+	var out []FaultKind
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+		case name == "all":
+			for _, k := range AllFaults {
+				if !slices.Contains(out, k) {
+					out = append(out, k)
+				}
+			}
+		case slices.Contains(AllFaults, FaultKind(name)):
+			if !slices.Contains(out, FaultKind(name)) {
+				out = append(out, FaultKind(name))
+			}
+		default:
+			return nil, fmt.Errorf("unknown fault %q (want all or some of %v)", name, AllFaults)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no fault kinds given")
+	}
+	return out, nil
+}
+
+// network reports whether k acts on links (two such faults never overlap:
+// healing one would end the other).
+func (k FaultKind) network() bool {
+	return k == FaultPartition || k == FaultOneWay || k == FaultDelay || k == FaultDrop || k == FaultKillMajority
+}
+
+func (k FaultKind) kills() bool { return k == FaultKill || k == FaultKillMajority }
+
+// NemesisConfig paces the fault schedule.
+type NemesisConfig struct {
+	Faults []FaultKind
+	// Hold: how long each fault lasts, drawn from [MinHold, MaxHold].
+	// Defaults 1s and 4s.
+	MinHold, MaxHold time.Duration
+	// Quiet: the pause between faults, drawn from [MinQuiet, MaxQuiet].
+	// Defaults 200ms and 1.5s.
+	MinQuiet, MaxQuiet time.Duration
+	// IsolateBeforeKill is the chance that kill-majority first cuts the
+	// survivors off from the victims. Default 0.5; negative means never.
+	IsolateBeforeKill float64
+	// Combine is the chance that a second fault of another kind runs at the
+	// same time. Default 0.3; negative means never.
+	Combine float64
+}
+
+func (c NemesisConfig) withDefaults() NemesisConfig {
+	if c.MinHold == 0 {
+		c.MinHold = time.Second
+	}
+	if c.MaxHold == 0 {
+		c.MaxHold = 4 * time.Second
+	}
+	if c.MinQuiet == 0 {
+		c.MinQuiet = 200 * time.Millisecond
+	}
+	if c.MaxQuiet == 0 {
+		c.MaxQuiet = 1500 * time.Millisecond
+	}
+	if c.IsolateBeforeKill == 0 {
+		c.IsolateBeforeKill = 0.5
+	}
+	if c.Combine == 0 {
+		c.Combine = 0.3
+	}
+	return c
+}
+
+// FaultEvent is one fault as it was injected, in the history's clock.
+type FaultEvent struct {
+	Start, End int64
+	Kind       FaultKind
+	Detail     string
+}
+
+// Nemesis injects faults into a cluster on a schedule drawn from a seeded
+// random source. What a fault targets ("the leader") is resolved when it starts.
+type Nemesis struct {
+	c    *Cluster
+	cfg  NemesisConfig
+	rng  *rand.Rand
+	h    *History
+	logf func(string, ...any)
+
+	mu     sync.Mutex // guards events and errs
+	events []FaultEvent
+	errs   []error
+}
+
+// NewNemesis returns a nemesis for c whose choices come from seed.
+func NewNemesis(c *Cluster, cfg NemesisConfig, seed uint64, h *History, logf func(string, ...any)) *Nemesis {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Nemesis{c: c, cfg: cfg.withDefaults(), rng: rand.New(rand.NewPCG(seed, 0x6e656d65)), h: h, logf: logf}
+}
+
+// Events returns the faults injected so far.
+func (n *Nemesis) Events() []FaultEvent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]FaultEvent(nil), n.events...)
+}
+
+// Err returns the errors met while injecting or healing faults.
+func (n *Nemesis) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return errors.Join(n.errs...)
+}
+
+func (n *Nemesis) fail(err error) {
+	if err == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.errs = append(n.errs, err)
+}
+
+func (n *Nemesis) between(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(n.rng.Int64N(int64(hi-lo)))
+}
+
+// Run injects faults until ctx ends, then heals the one in force and returns.
+func (n *Nemesis) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if !pause(ctx, n.between(n.cfg.MinQuiet, n.cfg.MaxQuiet)) {
+			return
+		}
+		kinds := []FaultKind{n.cfg.Faults[n.rng.IntN(len(n.cfg.Faults))]}
+		if n.rng.Float64() < n.cfg.Combine {
+			second := n.cfg.Faults[n.rng.IntN(len(n.cfg.Faults))]
+			first := kinds[0]
+			if second != first && !(second.network() && first.network()) && !(second.kills() && first.kills()) {
+				kinds = append(kinds, second)
+			}
+		}
+		hold := n.between(n.cfg.MinHold, n.cfg.MaxHold)
+		var heals []func() error
+		var started []int
+		for _, k := range kinds {
+			detail, heal, err := n.inject(ctx, k)
+			if err != nil {
+				n.fail(fmt.Errorf("inject %s: %w", k, err))
+			}
+			if heal == nil {
+				continue
+			}
+			n.mu.Lock()
+			n.events = append(n.events, FaultEvent{Start: n.h.Now(), End: -1, Kind: k, Detail: detail})
+			started = append(started, len(n.events)-1)
+			n.mu.Unlock()
+			n.logf("fault %s: %s for %s", k, detail, hold.Round(time.Millisecond))
+			heals = append(heals, heal)
+		}
+		pause(ctx, hold)
+		for i := len(heals) - 1; i >= 0; i-- {
+			n.fail(heals[i]())
+		}
+		end := n.h.Now()
+		n.mu.Lock()
+		for _, i := range started {
+			n.events[i].End = end
+		}
+		n.mu.Unlock()
+	}
+}
+
+// inject starts one fault and returns what it did and how to end it.
+func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error, error) {
+	ids := n.c.IDs()
+	leader := n.c.Leader(ctx)
+	switch k {
+	case FaultPartition:
+		return n.partition(ids, leader)
+	case FaultOneWay:
+		return n.oneWay(ids, leader)
+	case FaultDelay:
+		links := n.someLinks(ids)
+		d := n.between(5*time.Millisecond, 250*time.Millisecond)
+		jitter := d / 2
+		for _, l := range links {
+			l.Delay(d, jitter)
+		}
+		return fmt.Sprintf("delay %s (+%s jitter) on %s", d.Round(time.Millisecond), jitter.Round(time.Millisecond), linkNames(links)),
+			healLinks(links), nil
+	case FaultDrop:
+		links := n.someLinks(ids)
+		p := 0.02 + 0.2*n.rng.Float64()
+		for _, l := range links {
+			l.Drop(p)
+		}
+		return fmt.Sprintf("close connections with p=%.2f per chunk on %s", p, linkNames(links)), healLinks(links), nil
+	case FaultKillMajority:
+		return n.killMajority(ctx, ids, leader)
+	case FaultKill:
+		count := 1 + n.rng.IntN(max(1, (len(ids)-1)/2))
+		withLeader := 0
+		if n.rng.IntN(2) == 0 {
+			withLeader = leader
+		}
+		victims := n.pick(ids, count, withLeader)
+		var errs []error
+		for _, id := range victims {
+			errs = append(errs, n.c.Kill(id))
+		}
+		heal := func() error {
+			var errs []error
+			for _, id := range victims {
+				errs = append(errs, n.c.Start(id))
+			}
+			return errors.Join(errs...)
+		}
+		return fmt.Sprintf("kill -9 replicas %v (leader %d), restart after", victims, leader), heal, errors.Join(errs...)
+	case FaultPause:
+		victim := leader
+		if victim == 0 || n.rng.IntN(4) == 0 {
+			victim = ids[n.rng.IntN(len(ids))]
+		}
+		if err := n.c.Pause(victim); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("SIGSTOP replica %d (leader %d), SIGCONT after", victim, leader),
+			func() error { return n.c.Resume(victim) }, nil
+	}
+	return "", nil, fmt.Errorf("unknown fault kind %q", k)
+}
+
+// killMajority kills a majority, the leader among them, at once. Sometimes it
+// first cuts the survivors off from the victims for a moment, so that the
+// latest writes are on the victims' disks only: once the victims are back, only
+// what they kept on disk can bring those writes back.
+func (n *Nemesis) killMajority(ctx context.Context, ids []int, leader int) (string, func() error, error) {
+	victims := n.pick(ids, len(ids)/2+1, leader)
+	var cut []*Link
+	detail := fmt.Sprintf("kill -9 replicas %v (leader %d), restart after", victims, leader)
+	if n.rng.Float64() < n.cfg.IsolateBeforeKill {
+		for _, a := range ids {
+			for _, b := range ids {
+				if a != b && slices.Contains(victims, a) != slices.Contains(victims, b) {
+					l := n.c.Link(a, b)
+					l.Cut(true, true)
+					cut = append(cut, l)
+				}
+			}
+		}
+		lead := n.between(200*time.Millisecond, time.Second)
+		pause(ctx, lead)
+		detail = fmt.Sprintf("cut the others off from replicas %v (leader %d) for %s, then kill -9 those, heal and restart after",
+			victims, leader, lead.Round(time.Millisecond))
+	}
+	var errs []error
+	for _, id := range victims {
+		errs = append(errs, n.c.Kill(id))
+	}
+	heal := func() error {
+		healLinks(cut)()
+		var errs []error
+		for _, id := range victims {
+			errs = append(errs, n.c.Start(id))
+		}
+		return errors.Join(errs...)
+	}
+	return detail, heal, errors.Join(errs...)
+}
+
+// pick returns count distinct ids, must (if non-zero) among them.
+func (n *Nemesis) pick(ids []int, count, must int) []int {
+	shuffled := append([]int(nil), ids...)
+	n.rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	out := make([]int, 0, count)
+	if must != 0 {
+		out = append(out, must)
+	}
+	for _, id := range shuffled {
+		if len(out) == count {
+			break
+		}
+		if id != must {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// partition cuts every link between replicas on different sides.
+func (n *Nemesis) partition(ids []int, leader int) (string, func() error, error) {
+	if leader == 0 {
+		leader = ids[n.rng.IntN(len(ids))]
+	}
+	var (
+		side   = make(map[int]int) // replica → side 0 or 1
+		bridge = 0
+		what   string
+	)
+	minority := func(size, must int) []int { return n.pick(ids, size, must) }
+	switch n.rng.IntN(4) {
+	case 0:
+		what = "minority | majority"
+		for _, id := range minority(1+n.rng.IntN(max(1, (len(ids)-1)/2)), 0) {
+			side[id] = 1
+		}
+	case 1:
+		what = "leader isolated"
+		side[leader] = 1
+	case 2:
+		what = "leader with a minority"
+		for _, id := range minority(max(1, (len(ids)-1)/2), leader) {
+			side[id] = 1
+		}
+	case 3:
+		what = "bridge"
+		shuffled := n.pick(ids, len(ids), 0)
+		n.rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		bridge = shuffled[0]
+		for i, id := range shuffled[1:] {
+			if i%2 == 1 {
+				side[id] = 1
+			}
+		}
+	}
+	var cut []*Link
+	for _, a := range ids {
+		for _, b := range ids {
+			if a == b || a == bridge || b == bridge || side[a] == side[b] {
+				continue
+			}
+			l := n.c.Link(a, b)
+			l.Cut(true, true)
+			cut = append(cut, l)
+		}
+	}
+	var left, right []int
+	for _, id := range ids {
+		switch {
+		case id == bridge:
+		case side[id] == 0:
+			left = append(left, id)
+		default:
+			right = append(right, id)
+		}
+	}
+	desc := fmt.Sprintf("partition (%s, leader %d): %v | %v", what, leader, left, right)
+	if bridge != 0 {
+		desc += fmt.Sprintf(", bridged by %d", bridge)
+	}
+	return desc, healLinks(cut), nil
+}
+
+// oneWay drops the bytes of one direction on some links.
+func (n *Nemesis) oneWay(ids []int, leader int) (string, func() error, error) {
+	var (
+		links []*Link
+		what  string
+	)
+	switch r := n.rng.IntN(3); {
+	case r == 0 && leader != 0:
+		// The leader's requests are lost and so are its replies: others
+		// cannot hear it, while it hears them.
+		what = fmt.Sprintf("leader %d mute", leader)
+		for _, id := range ids {
+			if id == leader {
+				continue
+			}
+			out, in := n.c.Link(leader, id), n.c.Link(id, leader)
+			out.Cut(true, false)
+			in.Cut(false, true)
+			links = append(links, out, in)
+		}
+	case r == 1 && leader != 0:
+		// The replies to the leader and the requests to it are lost: it is
+		// heard but hears nothing.
+		what = fmt.Sprintf("leader %d deaf", leader)
+		for _, id := range ids {
+			if id == leader {
+				continue
+			}
+			out, in := n.c.Link(leader, id), n.c.Link(id, leader)
+			out.Cut(false, true)
+			in.Cut(true, false)
+			links = append(links, out, in)
+		}
+	default:
+		var parts []string
+		for _, l := range n.someLinks(ids) {
+			fwd := n.rng.IntN(2) == 0
+			l.Cut(fwd, !fwd)
+			links = append(links, l)
+			dir := "replies"
+			if fwd {
+				dir = "requests"
+			}
+			parts = append(parts, fmt.Sprintf("%s %s", l, dir))
+		}
+		what = "lost " + strings.Join(parts, ", ")
+	}
+	return "one-way: " + what, healLinks(links), nil
+}
+
+// someLinks picks the links of one replica, or a random handful, or all.
+func (n *Nemesis) someLinks(ids []int) []*Link {
+	all := n.c.Links()
+	switch n.rng.IntN(3) {
+	case 0:
+		id := ids[n.rng.IntN(len(ids))]
+		var out []*Link
+		for _, l := range all {
+			if l.From == id || l.To == id {
+				out = append(out, l)
+			}
+		}
+		return out
+	case 1:
+		n.rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+		return all[:1+n.rng.IntN(len(all)/2)]
+	}
+	return all
+}
+
+func healLinks(links []*Link) func() error {
+	return func() error {
+		for _, l := range links {
+			l.Heal()
+		}
+		return nil
+	}
+}
+
+func linkNames(links []*Link) string {
+	names := make([]string, len(links))
+	for i, l := range links {
+		names[i] = l.String()
+	}
+	if len(names) > 8 {
+		return fmt.Sprintf("%d links", len(names))
+	}
+	return strings.Join(names, " ")
+}
+
+// writeSchedule lists the faults, one per line, with their times.
+func writeSchedule(w io.Writer, seed uint64, events []FaultEvent) error {
+	if _, err := fmt.Fprintf(w, "# seed %d: %d faults; times are seconds since the history began\n", seed, len(events)); err != nil {
+		return err
+	}
+	for _, e := range events {
+		end := "(not healed)"
+		if e.End >= 0 {
+			end = fmt.Sprintf("%9.3fs", time.Duration(e.End).Seconds())
+		}
+		if _, err := fmt.Fprintf(w, "%9.3fs %s %-13s %s\n", time.Duration(e.Start).Seconds(), end, e.Kind, e.Detail); err != nil {
+			return err
+		}
+	}
+	return nil
+}

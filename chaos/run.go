@@ -1,0 +1,470 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/ballot-kv/ballot/gen/kvapi"
+)
+
+// RunConfig describes one history: a fresh cluster, clients and a nemesis for
+// Duration, then healing, final reads and the checks.
+type RunConfig struct {
+	// Binary is the ballotd to run; Env is added to its environment.
+	Binary string
+	Env    []string
+	// Replicas is the cluster size. Default 5.
+	Replicas int
+	// Dir is a scratch directory for data and logs.
+	Dir string
+	// OutDir receives the evidence of a failed history, in a subdirectory
+	// named after Name.
+	OutDir string
+	Name   string
+	Seed   uint64
+	// Duration is how long clients run while faults are injected.
+	Duration time.Duration
+	Workload WorkloadConfig
+	Nemesis  NemesisConfig
+	// CheckTimeout bounds porcupine. Default 60s.
+	CheckTimeout time.Duration
+	// SettleTimeout bounds the wait, after healing, for every replica to apply
+	// the same slot. Default 30s.
+	SettleTimeout time.Duration
+	// Logf receives progress lines. Nil discards.
+	Logf func(format string, args ...any)
+}
+
+// Result is what one history showed.
+type Result struct {
+	Name string
+	Seed uint64
+	Counts
+	ReadsDropped, WritesNotProposed, Retries int64
+	Faults                                   int
+	// Verdict is porcupine's: Ok, Illegal or Unknown (it ran out of time).
+	Verdict porcupine.CheckResult
+	// Lost counts acknowledged writes whose effect the final reads do not show
+	// although no later write can explain it; LostDetail says which.
+	Lost       int
+	LostDetail []string
+	// Diverged says how replicas that applied the same slots disagree; "" if
+	// they all agree.
+	Diverged string
+	// Problems are failures other than those: a replica that does not recover
+	// after healing, no leader, no convergence, an impossible answer.
+	Problems []string
+	// Artifacts is the directory holding the evidence, when it was written.
+	Artifacts string
+	Took      time.Duration
+}
+
+// Violation reports whether the history broke linearizability or left
+// replicas disagreeing.
+func (r Result) Violation() bool { return r.Verdict != porcupine.Ok || r.Diverged != "" }
+
+// Failed reports whether anything at all went wrong.
+func (r Result) Failed() bool { return r.Violation() || r.Lost > 0 || len(r.Problems) > 0 }
+
+// String is a one-line summary.
+func (r Result) String() string {
+	s := fmt.Sprintf("%s: seed=%d verdict=%s ops=%d (reads=%d writes=%d unknown=%d; retries=%d, reads dropped=%d, writes refused=%d) faults=%d lost=%d took=%s",
+		r.Name, r.Seed, r.Verdict, r.Reads+r.Writes+r.Unknown, r.Reads, r.Writes, r.Unknown, r.Retries, r.ReadsDropped, r.WritesNotProposed,
+		r.Faults, r.Lost, r.Took.Round(time.Millisecond))
+	if r.Diverged != "" {
+		s += " DIVERGED: " + r.Diverged
+	}
+	for _, p := range r.Problems {
+		s += "; PROBLEM: " + p
+	}
+	if r.Artifacts != "" {
+		s += " evidence: " + r.Artifacts
+	}
+	return s
+}
+
+// RunHistory runs one history and checks it. The error is for a harness that
+// could not run at all (no binary, a cluster that never elects a leader at the
+// start); everything the replicas do wrong is in the Result.
+func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
+	begin := time.Now()
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 5
+	}
+	if cfg.SettleTimeout == 0 {
+		cfg.SettleTimeout = 30 * time.Second
+	}
+	if cfg.CheckTimeout == 0 {
+		cfg.CheckTimeout = 60 * time.Second
+	}
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	wl := cfg.Workload.withDefaults()
+	res := Result{Name: cfg.Name, Seed: cfg.Seed}
+
+	c, err := StartCluster(ClusterConfig{Binary: cfg.Binary, Replicas: cfg.Replicas, Dir: cfg.Dir, Env: cfg.Env, Seed: cfg.Seed, Logf: logf})
+	if err != nil {
+		return res, err
+	}
+	defer c.Close()
+	if err := c.WaitServing(ctx, 20*time.Second); err != nil {
+		return res, fmt.Errorf("%w\n%s", err, tails(c))
+	}
+	if _, err := c.WaitLeader(ctx, 20*time.Second); err != nil {
+		return res, fmt.Errorf("before any fault: %w\n%s", err, tails(c))
+	}
+
+	h := NewHistory()
+	nem := NewNemesis(c, cfg.Nemesis, cfg.Seed, h, func(f string, a ...any) {
+		logf("%s +%s "+f, append([]any{cfg.Name, time.Duration(h.Now()).Round(time.Millisecond)}, a...)...)
+	})
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		nem.Run(runCtx)
+	}()
+	stats := RunWorkload(runCtx, wl, cfg.Seed, c.ClientAddrs(), h)
+	cancel()
+	wg.Wait()
+	res.ReadsDropped, res.WritesNotProposed, res.Retries = stats.ReadsDropped, stats.WritesNotProposed, stats.Retries
+	res.Problems = append(res.Problems, stats.Errors...)
+	if err := nem.Err(); err != nil {
+		res.Problems = append(res.Problems, "nemesis: "+err.Error())
+	}
+	events := nem.Events()
+	res.Faults = len(events)
+
+	// Heal everything, restart everything, and wait for a leader.
+	if err := c.HealAll(); err != nil {
+		res.Problems = append(res.Problems, "heal: "+err.Error())
+	}
+	healed := h.Now()
+	final := make(map[string]Output)
+	var finalApplied int64
+	if err := c.WaitServing(ctx, 20*time.Second); err != nil {
+		res.Problems = append(res.Problems, "after healing: "+err.Error())
+	} else if _, err := c.WaitLeader(ctx, 30*time.Second); err != nil {
+		res.Problems = append(res.Problems, "after healing: "+err.Error())
+	} else {
+		final, finalApplied, err = finalReads(ctx, c, h, wl.Keys)
+		if err != nil {
+			res.Problems = append(res.Problems, "final reads: "+err.Error())
+		} else {
+			res.Diverged, err = converge(ctx, c, wl.Keys, final, finalApplied, cfg.SettleTimeout)
+			if err != nil {
+				res.Problems = append(res.Problems, err.Error())
+			}
+		}
+	}
+
+	res.Problems = append(res.Problems, c.Trouble()...)
+	ops := h.Ops()
+	res.Counts = countOps(ops)
+	res.Lost, res.LostDetail = lostWrites(ops, final)
+	result, info := porcupine.CheckOperationsVerbose(KVModel, ops, cfg.CheckTimeout)
+	res.Verdict = result
+	res.Took = time.Since(begin)
+	if res.Failed() {
+		dir, err := writeEvidence(cfg, c, ops, info, events, healed, res)
+		if err != nil {
+			res.Problems = append(res.Problems, "writing evidence: "+err.Error())
+		}
+		res.Artifacts = dir
+	}
+	return res, nil
+}
+
+// finalReads reads every key linearizably once the cluster is healed and
+// records the reads in h. It returns the values and the highest applied slot
+// the answering replicas reported.
+func finalReads(ctx context.Context, c *Cluster, h *History, keys []string) (map[string]Output, int64, error) {
+	session := h.NewSession()
+	out := make(map[string]Output)
+	var applied int64
+	for _, key := range keys {
+		err := poll(ctx, 20*time.Second, "a linearizable read of "+key, func() error {
+			leader := c.Leader(ctx)
+			if leader == 0 {
+				return errors.New("no leader")
+			}
+			kv, err := dialKV(c.Replica(leader).ClientAddr, 4*time.Second)
+			if err != nil {
+				return err
+			}
+			defer kv.Close()
+			callCtx, cancel := context.WithTimeout(ctx, 4*time.Second)
+			defer cancel()
+			call := h.Now()
+			r, err := kv.Get(callCtx, key, kvapi.Consistency_LINEARIZABLE)
+			ret := h.Now()
+			kind, _ := classify(err)
+			o := Output{Replica: leader}
+			switch kind {
+			case errNone:
+				o.Found, o.Value = true, string(r.Value)
+				applied = max(applied, r.Applied)
+			case errNotFound:
+			default:
+				return err
+			}
+			h.Add(porcupine.Operation{ClientId: session, Input: Input{Kind: OpGet, Key: key}, Call: call, Output: o, Return: ret})
+			out[key] = o
+			return nil
+		})
+		if err != nil {
+			return out, applied, err
+		}
+	}
+	return out, applied, nil
+}
+
+// converge waits until every replica has applied the same slot (at least
+// atLeast) and then compares stale reads of every key on every replica, with
+// each other and with the final linearizable reads. It returns how they
+// disagree ("" if they do not), or an error if they never settle.
+func converge(ctx context.Context, c *Cluster, keys []string, final map[string]Output, atLeast int64, timeout time.Duration) (string, error) {
+	var diverged string
+	err := poll(ctx, timeout, "every replica to apply the same slot", func() error {
+		diverged = ""
+		slot, err := sameApplied(ctx, c, atLeast)
+		if err != nil {
+			return err
+		}
+		views := make(map[int]map[string]Output)
+		for _, id := range c.IDs() {
+			v, err := staleView(ctx, c, id, keys)
+			if err != nil {
+				return err
+			}
+			views[id] = v
+		}
+		again, err := sameApplied(ctx, c, atLeast)
+		if err != nil {
+			return err
+		}
+		if again != slot {
+			return fmt.Errorf("applied moved from %d to %d while reading", slot, again)
+		}
+		var diffs []string
+		for _, key := range keys {
+			byValue := make(map[string][]int)
+			for _, id := range c.IDs() {
+				byValue[describeValue(views[id][key])] = append(byValue[describeValue(views[id][key])], id)
+			}
+			want := describeValue(final[key])
+			if len(byValue) > 1 || byValue[want] == nil {
+				diffs = append(diffs, fmt.Sprintf("%s: final linearizable read %s, replicas %s", key, want, formatViews(byValue)))
+			}
+		}
+		if len(diffs) > 0 {
+			diverged = fmt.Sprintf("at applied slot %d: %s", slot, strings.Join(diffs, "; "))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("replicas did not converge: %w", err)
+	}
+	return diverged, nil
+}
+
+// sameApplied returns the applied slot every replica reports, or an error if
+// they differ or one does not answer.
+func sameApplied(ctx context.Context, c *Cluster, atLeast int64) (int64, error) {
+	st := c.Statuses(ctx, time.Second)
+	applied := make(map[int]int64)
+	for _, id := range c.IDs() {
+		s, ok := st[id]
+		if !ok {
+			return 0, fmt.Errorf("replica %d does not answer status", id)
+		}
+		applied[id] = s.Applied
+	}
+	first := applied[1]
+	for _, a := range applied {
+		if a != first || a < atLeast {
+			return 0, fmt.Errorf("applied slots %v (want all equal, at least %d)", applied, atLeast)
+		}
+	}
+	return first, nil
+}
+
+// staleView reads every key from replica id's local copy.
+func staleView(ctx context.Context, c *Cluster, id int, keys []string) (map[string]Output, error) {
+	kv, err := dialKV(c.Replica(id).ClientAddr, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer kv.Close()
+	out := make(map[string]Output)
+	for _, key := range keys {
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		r, err := kv.Get(callCtx, key, kvapi.Consistency_STALE)
+		cancel()
+		switch kind, _ := classify(err); kind {
+		case errNone:
+			out[key] = Output{Found: true, Value: string(r.Value)}
+		case errNotFound:
+			out[key] = Output{}
+		default:
+			return nil, fmt.Errorf("stale get %s at replica %d: %v", key, id, err)
+		}
+	}
+	return out, nil
+}
+
+func describeValue(o Output) string {
+	if !o.Found {
+		return "absent"
+	}
+	return fmt.Sprintf("%q", o.Value)
+}
+
+func formatViews(byValue map[string][]int) string {
+	var parts []string
+	for v, ids := range byValue {
+		parts = append(parts, fmt.Sprintf("%v=%s", ids, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+// lostWrites finds acknowledged writes whose effect the final reads lack. For
+// each key, the final value must come from a write that could be the last one:
+// an acknowledged write that no other acknowledged write started after, or a
+// write with an unknown outcome (it may land at any time), or the initial
+// absence when no write was acknowledged. If it comes from none of them, the
+// acknowledged writes that could have been last were lost.
+func lostWrites(ops []porcupine.Operation, final map[string]Output) (int, []string) {
+	type write struct {
+		in   Input
+		call int64
+		ret  int64
+		ok   bool
+	}
+	byKey := make(map[string][]write)
+	for _, op := range ops {
+		in, out := op.Input.(Input), op.Output.(Output)
+		if in.Kind == OpGet {
+			continue
+		}
+		byKey[in.Key] = append(byKey[in.Key], write{in: in, call: op.Call, ret: op.Return, ok: !out.Unknown})
+	}
+	keys := make([]string, 0, len(final))
+	for k := range final {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	lost := 0
+	var detail []string
+	for _, key := range keys {
+		got := final[key]
+		ws := byKey[key]
+		var lastAcked []write
+		explained := !got.Found && !slices.ContainsFunc(ws, func(w write) bool { return w.ok })
+		for _, w := range ws {
+			superseded := false
+			if w.ok {
+				for _, o := range ws {
+					if o.ok && o.call > w.ret {
+						superseded = true
+						break
+					}
+				}
+				if !superseded {
+					lastAcked = append(lastAcked, w)
+				}
+			}
+			if superseded {
+				continue
+			}
+			switch {
+			case w.in.Kind == OpPut && got.Found && got.Value == w.in.Value:
+				explained = true
+			case w.in.Kind == OpRemove && !got.Found:
+				explained = true
+			}
+		}
+		if !explained {
+			lost += len(lastAcked)
+			var names []string
+			for _, w := range lastAcked {
+				names = append(names, KVModel.DescribeOperation(w.in, Output{Existed: true}))
+			}
+			detail = append(detail, fmt.Sprintf("%s reads %s at the end; the last acknowledged writes were %s", key, describeValue(got), strings.Join(names, ", ")))
+		}
+	}
+	return lost, detail
+}
+
+// writeEvidence writes porcupine's visualisation, the fault schedule, the
+// history, a summary and the replicas' logs under cfg.OutDir/cfg.Name.
+func writeEvidence(cfg RunConfig, c *Cluster, ops []porcupine.Operation, info porcupine.LinearizationInfo,
+	events []FaultEvent, healed int64, res Result) (string, error) {
+	base := cfg.OutDir
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "ballot-chaos")
+	}
+	dir := filepath.Join(base, fmt.Sprintf("%s-%s", cfg.Name, time.Now().Format("20060102-150405")))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	var annotations []porcupine.Annotation
+	for _, e := range events {
+		end := e.End
+		if end < 0 {
+			end = healed
+		}
+		annotations = append(annotations, porcupine.Annotation{Tag: "faults", Start: e.Start, End: end,
+			Description: string(e.Kind), Details: e.Detail, BackgroundColor: "#f4cccc"})
+	}
+	annotations = append(annotations, porcupine.Annotation{Tag: "faults", Start: healed, End: healed,
+		Description: "healed", Details: "every fault ended; final reads follow", BackgroundColor: "#d9ead3"})
+	info.AddAnnotations(annotations)
+	var errs []error
+	errs = append(errs, porcupine.VisualizePath(KVModel, info, filepath.Join(dir, "history.html")))
+	var sched bytes.Buffer
+	errs = append(errs, writeSchedule(&sched, cfg.Seed, events))
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "schedule.txt"), sched.Bytes(), 0o644))
+	var hist bytes.Buffer
+	errs = append(errs, writeHistory(&hist, ops))
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "history.txt"), hist.Bytes(), 0o644))
+	summary := res.String() + "\n"
+	for _, d := range res.LostDetail {
+		summary += "lost: " + d + "\n"
+	}
+	summary += fmt.Sprintf("replay: CHAOS_SEED=%d with the same settings (the schedule is seeded; process timing is not)\n", cfg.Seed)
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(summary), 0o644))
+	for _, id := range c.IDs() {
+		r := c.Replica(id)
+		data, err := os.ReadFile(r.LogPath)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, filepath.Base(r.LogPath)), data, 0o644))
+	}
+	return dir, errors.Join(errs...)
+}
+
+func tails(c *Cluster) string {
+	var b strings.Builder
+	for _, id := range c.IDs() {
+		fmt.Fprintf(&b, "---- replica %d:\n%s\n", id, c.Tail(id, 15))
+	}
+	return b.String()
+}

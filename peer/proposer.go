@@ -153,6 +153,16 @@ func (r *Replica) Propose(data []byte) (uint64, error) {
 	return slot, nil
 }
 
+// InFlight is the number of slots this leader has proposed that are not yet
+// chosen (0 when it does not lead). The caller may hold new commands back while it
+// is high, so that they travel together in one bigger slot.
+func (r *Replica) InFlight() int {
+	if r.lead == nil || r.lead.nextSlot <= r.chosen+1 {
+		return 0
+	}
+	return int(r.lead.nextSlot - 1 - r.chosen)
+}
+
 // vote records that member id accepted slot at the leader's ballot, and marks the
 // slot chosen once a majority has.
 func (r *Replica) vote(slot, id uint64) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 )
 
@@ -28,6 +30,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// PeerTimeout bounds one call to another replica. Default 1s.
 	PeerTimeout time.Duration
+	// MaxInFlightSlots is how many slots a leader may have proposed and not yet
+	// chosen before it holds new writes back to send them together in the next
+	// slot. Default 2.
+	MaxInFlightSlots int
 	// Logger receives the replica's log. Nil discards.
 	Logger *slog.Logger
 }
@@ -48,6 +54,9 @@ func (c Config) withDefaults() Config {
 	if c.PeerTimeout == 0 {
 		c.PeerTimeout = time.Second
 	}
+	if c.MaxInFlightSlots == 0 {
+		c.MaxInFlightSlots = envInt("BALLOT_MAX_INFLIGHT_SLOTS", 2)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -67,4 +76,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("durations must not be negative")
 	}
 	return nil
+}
+
+// envInt reads a tuning knob from the environment, falling back to def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

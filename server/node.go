@@ -101,12 +101,15 @@ type node struct {
 	pendingReply map[uint64]chan peer.Message
 	waiters      map[clientKey][]*proposal
 	readWaiters  map[uint64]*readRequest
-	readsAfter   []*readRequest // confirmed, waiting for apply to reach their index
+	readsAfter   []*readRequest    // confirmed, waiting for apply to reach their index
+	queued       []command.Command // accepted from clients, not yet proposed
+	maxInFlight  int               // slots proposed and not yet chosen before new commands wait
 	fatal        error
 }
 
-func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Duration, logger *slog.Logger) *node {
+func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Duration, maxInFlight int, logger *slog.Logger) *node {
 	n := &node{
+		maxInFlight:  maxInFlight,
 		core:         core,
 		storage:      storage,
 		sender:       sender,
@@ -228,6 +231,7 @@ func (n *node) run(ctx context.Context) error {
 			n.startRead(rq)
 		}
 		n.drain()
+		n.proposeQueued()
 		if err := n.handleReady(); err != nil {
 			n.logger.Error("replica stops: stable storage failed", "err", err)
 			return err
@@ -261,8 +265,8 @@ func (n *node) stepInbound(in inbound) {
 	n.core.Step(in.msg)
 }
 
-// collectProposals batches p with every proposal already queued into one log
-// entry.
+// collectProposals queues p, with every proposal already waiting, for the next
+// slot this leader proposes.
 func (n *node) collectProposals(first *proposal) {
 	batch := []*proposal{first}
 	for len(batch) < 4096 {
@@ -280,22 +284,31 @@ func (n *node) collectProposals(first *proposal) {
 		}
 		return
 	}
-	cmds := make([]command.Command, 0, len(batch))
 	for _, p := range batch {
 		k := clientKey{p.cmd.ClientID, p.cmd.Seq}
 		if p.cmd.ClientID != 0 {
 			if ws := n.waiters[k]; len(ws) > 0 {
-				// A retry of a write already in flight: wait for the same result.
+				// A retry of a write already waiting: it gets the same result.
 				n.waiters[k] = append(ws, p)
 				continue
 			}
 		}
 		n.waiters[k] = append(n.waiters[k], p)
-		cmds = append(cmds, p.cmd)
+		n.queued = append(n.queued, p.cmd)
 	}
-	if len(cmds) == 0 {
+}
+
+// proposeQueued puts every queued command into one new slot, unless maxInFlight
+// slots are already waiting to be chosen. Holding commands back while the
+// pipeline is full is what makes slots grow with the load: one accept round and
+// one fsync per replica then carry many writes. It adds no delay when the
+// cluster is idle, since nothing is then in flight.
+func (n *node) proposeQueued() {
+	if len(n.queued) == 0 || n.core.InFlight() >= n.maxInFlight {
 		return
 	}
+	cmds := n.queued
+	n.queued = nil
 	data, err := command.EncodeBatch(cmds)
 	if err == nil {
 		_, err = n.core.Propose(data)
@@ -387,6 +400,11 @@ func (n *node) handleReady() error {
 		if rd.LeaderChanged {
 			n.logger.Info("leader changed", "leader", rd.Leader, "is_leader", rd.IsLeader)
 			if !rd.IsLeader {
+				// Queued commands were never proposed: any replica may take them.
+				for _, c := range n.queued {
+					n.answerWrite(clientKey{c.ClientID, c.Seq}, writeOutcome{err: errNotLeader})
+				}
+				n.queued = nil
 				n.failWrites(fmt.Errorf("%w: leadership changed before the write was chosen", errUnavailable))
 			}
 		}

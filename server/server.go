@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	sender := newPeerSender(runCtx, peerAddrs, func(m peer.Message) { n.deliver(m) }, cfg.PeerTimeout, peerMaxFrame, logger)
-	n = newNode(core, st, sender, cfg.Tick, logger)
+	n = newNode(core, st, sender, cfg.Tick, cfg.MaxInFlightSlots, logger)
 	handler := &kvHandler{
 		node:    n,
 		self:    self,

@@ -124,6 +124,7 @@ func (r *Replica) handleExecute(m Message) {
 // accepted at ballot b: the leader of b proposes one value per slot, so the entry
 // accepted here is the one a majority chose.
 func (r *Replica) learnCommit(b Ballot, commit uint64) {
+	r.leaderCommit = max(r.leaderCommit, commit)
 	for s := r.chosen + 1; s <= commit; s++ {
 		le, ok := r.log[s]
 		if !ok {

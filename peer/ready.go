@@ -60,5 +60,9 @@ type Status struct {
 	Applied uint64
 	// LogEntries is the number of accepted entries held in memory.
 	LogEntries int
-	Members    []uint64
+	// LeaderCommit is the highest commit point a leader has announced to this
+	// replica (its own chosen prefix, if it leads); Chosen below it means the
+	// replica is catching up.
+	LeaderCommit uint64
+	Members      []uint64
 }

@@ -41,8 +41,9 @@ type Replica struct {
 	log      map[uint64]*logEntry
 
 	// Learner state.
-	chosen  uint64 // every slot up to chosen is chosen and its value is known
-	applied uint64 // every slot up to applied has been handed out to apply
+	chosen       uint64 // every slot up to chosen is chosen and its value is known
+	applied      uint64 // every slot up to applied has been handed out to apply
+	leaderCommit uint64 // highest commit point a leader announced here
 
 	// Role state.
 	role            role
@@ -119,14 +120,15 @@ func (r *Replica) Leader() uint64 { return r.leader }
 // Status reports the replica's view of itself.
 func (r *Replica) Status() Status {
 	return Status{
-		ID:         r.id,
-		Leader:     r.leader,
-		IsLeader:   r.role == leader,
-		Promised:   r.promised,
-		Chosen:     r.chosen,
-		Applied:    r.applied,
-		LogEntries: len(r.log),
-		Members:    slices.Clone(r.members),
+		ID:           r.id,
+		Leader:       r.leader,
+		IsLeader:     r.role == leader,
+		Promised:     r.promised,
+		Chosen:       r.chosen,
+		Applied:      r.applied,
+		LogEntries:   len(r.log),
+		LeaderCommit: max(r.leaderCommit, r.chosen),
+		Members:      slices.Clone(r.members),
 	}
 }
 

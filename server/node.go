@@ -103,7 +103,9 @@ type node struct {
 	readWaiters  map[uint64]*readRequest
 	readsAfter   []*readRequest    // confirmed, waiting for apply to reach their index
 	queued       []command.Command // accepted from clients, not yet proposed
-	maxInFlight  int               // slots proposed and not yet chosen before new commands wait
+	catchUpSince time.Time         // when this replica fell behind its leader; zero when it is not
+	catchUpFrom  uint64
+	maxInFlight  int // slots proposed and not yet chosen before new commands wait
 	fatal        error
 }
 
@@ -412,7 +414,29 @@ func (n *node) handleReady() error {
 		n.serveReads()
 	}
 	n.publish()
+	n.noteCatchUp()
 	return nil
+}
+
+// catchUpLag is how far behind its leader a replica must fall before it logs
+// that it is catching up.
+const catchUpLag = 64
+
+// noteCatchUp logs, once each, when this replica falls well behind what its
+// leader has chosen and when it has applied all of it again.
+func (n *node) noteCatchUp() {
+	st := n.status()
+	behind := st.LeaderCommit - min(st.LeaderCommit, st.Applied)
+	switch {
+	case n.catchUpSince.IsZero() && behind > catchUpLag:
+		n.catchUpSince = time.Now()
+		n.catchUpFrom = st.Applied
+		n.logger.Info("catch-up started", "applied", st.Applied, "leader_commit", st.LeaderCommit, "leader", st.Leader)
+	case !n.catchUpSince.IsZero() && behind == 0:
+		n.logger.Info("catch-up finished", "applied", st.Applied, "slots", st.Applied-n.catchUpFrom,
+			"took", time.Since(n.catchUpSince).Round(time.Millisecond))
+		n.catchUpSince = time.Time{}
+	}
 }
 
 // serveReads answers the confirmed reads whose index has been applied.

@@ -58,14 +58,24 @@ func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {
 	return l
 }
 
-func (l *leadership) needsFlush() bool {
-	if l.heartbeatDue {
-		return true
-	}
+// readRoundWanted reports whether reads are waiting for a heartbeat round and
+// none is already on its way for earlier reads. Reads that arrive while a round
+// is in flight wait for it to finish and then share the next one, so under a
+// read load the followers answer one round per round trip, not one per read.
+func (l *leadership) readRoundWanted() bool {
+	unassigned := false
 	for _, rd := range l.reads {
-		if rd.round == 0 {
-			return true
+		if rd.round != 0 {
+			return false
 		}
+		unassigned = true
+	}
+	return unassigned
+}
+
+func (l *leadership) needsFlush() bool {
+	if l.heartbeatDue || l.readRoundWanted() {
+		return true
 	}
 	for _, p := range l.followers {
 		if !p.paused && p.next < l.nextSlot && len(p.inflight) < l.maxInflight {
@@ -80,12 +90,7 @@ func (l *leadership) needsFlush() bool {
 // read waits for one. Entries proposed since the last Ready travel in one message.
 func (r *Replica) flushLeader() {
 	l := r.lead
-	beat := l.heartbeatDue
-	for _, rd := range l.reads {
-		if rd.round == 0 {
-			beat = true
-		}
-	}
+	beat := l.heartbeatDue || l.readRoundWanted()
 	if len(l.followers) == 0 {
 		// A single replica confirms its reads by itself.
 		r.confirmReads(l.roundTrip)

@@ -137,6 +137,10 @@ func (r *Replica) quorumSize() int { return majority(len(r.members)) }
 
 func (r *Replica) isMember(id uint64) bool { _, ok := r.pos[id]; return ok }
 
+// IsMember reports whether id is another voting member: the only replicas whose
+// messages Step acts on (and answers).
+func (r *Replica) IsMember(id uint64) bool { return id != r.id && r.isMember(id) }
+
 // Tick advances the logical clock by one tick.
 func (r *Replica) Tick() {
 	r.electionElapsed++

@@ -22,6 +22,9 @@ var (
 	errUnavailable = errors.New("unavailable")
 	// errStopped: the replica is shutting down.
 	errStopped = errors.New("replica stopping")
+	// errNotMember: a peer request came from a replica that is not a voting
+	// member, or was not a request.
+	errNotMember = errors.New("sender is not a voting member of this replica's configuration")
 )
 
 // Storage is what the node needs of stable storage; *store.Store provides it.
@@ -153,12 +156,19 @@ func (n *node) step(ctx context.Context, m peer.Message) (peer.Message, error) {
 		if !ok {
 			return peer.Message{}, errStopped
 		}
+		if r.Type == 0 {
+			return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, errNotMember)
+		}
 		return r, nil
 	case <-n.stopped:
 		return peer.Message{}, errStopped
 	case <-ctx.Done():
 		return peer.Message{}, ctx.Err()
 	}
+}
+
+func isRequest(t peer.MessageType) bool {
+	return t == peer.MsgPrepare || t == peer.MsgAccept || t == peer.MsgExecute
 }
 
 // deliver hands the core a reply to one of its requests, or news that one failed.
@@ -261,6 +271,11 @@ func (n *node) drain() {
 }
 
 func (n *node) stepInbound(in inbound) {
+	if !n.core.IsMember(in.msg.From) || !isRequest(in.msg.Type) {
+		// The core would ignore it and never answer; say so now.
+		in.reply <- peer.Message{}
+		return
+	}
 	n.nextToken++
 	in.msg.Token = n.nextToken
 	n.pendingReply[n.nextToken] = in.reply

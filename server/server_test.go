@@ -16,6 +16,7 @@ import (
 
 	"github.com/ballot-kv/ballot/client"
 	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/gen/peerapi"
 )
 
 // testCluster runs replicas in this process on loopback ports.
@@ -327,5 +328,34 @@ func TestStartErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A peer request from an id outside the configuration is refused at once with an
+// error naming the sender, not left to time out.
+func TestPeerRequestFromNonMember(t *testing.T) {
+	c := newTestCluster(t, 1)
+	c.leader()
+	var peerAddr string
+	data, err := os.ReadFile(c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Sscanf(string(data), "1 %s %s", new(string), &peerAddr)
+	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: 5 * time.Second}
+	tr := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(peerAddr, cfg), cfg)
+	if err := tr.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	p := thrift.NewTBinaryProtocolConf(tr, cfg)
+	pc := peerapi.NewPeerClient(thrift.NewTStandardClient(p, p))
+	start := time.Now()
+	_, err = pc.Accept(context.Background(), &peerapi.AcceptRequest{Sender: 9, Ballot: &peerapi.Ballot{Round: 99, Replica: 9}})
+	if err == nil || !strings.Contains(err.Error(), "replica 9") {
+		t.Fatalf("accept from replica 9: %v; want an error naming replica 9", err)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("refusal took %v: it waited for a timeout", d)
 	}
 }

@@ -10,6 +10,7 @@
 #   make fmt        gofmt every Go file outside gen/
 #   make clean      remove bin/ and data/
 #   make chaos      long linearizability campaign under faults (docs/testing.md)
+#   make bench      benchmark matrix into bench/results/ (docs/performance.md)
 
 GO       ?= go
 MODULE   := github.com/ballot-kv/ballot
@@ -119,3 +120,15 @@ chaos: bin/.modules
 	if [ -f "$(CHAOS_OUT)/summary.txt" ]; then cat "$(CHAOS_OUT)/summary.txt"; \
 	else echo "chaos: no summary: the campaign did not run (see above)"; fi; \
 	exit $$status
+
+# The benchmark matrix (docs/performance.md): a fresh cluster of bin/ballotd on
+# loopback per cell, for 1, 3 and 5 replicas, 1 to 256 clients, 100-byte and 4 KiB
+# values, put, linearizable and stale get; throughput, latency percentiles and the
+# replicas' CPU time per operation go to bench/results/ (markdown, JSON, PNG). The
+# full matrix takes about 10 minutes. Subsets and cell length come from the
+# environment, e.g.
+#   BENCH_REPLICAS=3 BENCH_CLIENTS=64 BENCH_VALUES=100 BENCH_OPS=put BENCH_DURATION=5s make bench
+.PHONY: bench
+bench: build
+	$(GO) build -o bin/benchmatrix ./bench/cmd/benchmatrix
+	bin/benchmatrix -ballotd bin/ballotd -out bench/results

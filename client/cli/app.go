@@ -92,6 +92,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				},
 				Action: status,
 			},
+			benchCommand(),
 		},
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {

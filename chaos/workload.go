@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
 )
@@ -25,7 +26,8 @@ type WorkloadConfig struct {
 	// puts. Defaults 0.5 and 0.15.
 	ReadRatio, RemoveRatio float64
 	// RandomReads sends every get to a random replica first (followers answer
-	// NotLeader, which the client follows) instead of the leader it knows.
+	// NotLeader, which the client follows) instead of the leader it knows, as
+	// one request in four, reads and writes, does anyway.
 	RandomReads bool
 	// MaxOps bounds each client's operations. Default 100000.
 	MaxOps int
@@ -83,7 +85,7 @@ type WorkloadStats struct {
 	// Retries: attempts that failed and were tried again (NotLeader included).
 	Retries int64
 	// Errors: answers no correct replica gives (InvalidArgument to a valid
-	// request, an unexpected exception); each is a failure.
+	// request, an error the IDL does not declare); each is a failure.
 	Errors []string
 }
 
@@ -91,11 +93,12 @@ type WorkloadStats struct {
 type errorKind int
 
 const (
-	errNone      errorKind = iota
-	errNotFound            // get: the key holds no value
-	errNotLeader           // not proposed; try the leader it names
-	errUnknown             // may or may not have taken effect
-	errBad                 // a correct replica never says this
+	errNone       errorKind = iota
+	errNotFound             // get: the key holds no value
+	errNotLeader            // not proposed; try the leader it names
+	errUnknown              // may or may not have taken effect
+	errUndeclared           // not an IDL exception: a replica's bug, outcome unknown
+	errBad                  // a correct replica never says this
 )
 
 func classify(err error) (errorKind, string) {
@@ -117,6 +120,10 @@ func classify(err error) (errorKind, string) {
 		return errUnknown, ""
 	case errors.As(err, &inv):
 		return errBad, ""
+	}
+	var app thrift.TApplicationException
+	if errors.As(err, &app) {
+		return errUndeclared, ""
 	}
 	return errUnknown, ""
 }
@@ -154,6 +161,9 @@ func RunWorkload(ctx context.Context, cfg WorkloadConfig, seed uint64, addrs []s
 				dropped.Add(w.readsDropped)
 				refused.Add(w.notProposed)
 				retries.Add(w.retries)
+				mu.Lock()
+				stats.Errors = append(stats.Errors, w.undeclared...)
+				mu.Unlock()
 			}()
 			for n := 0; n < cfg.MaxOps && ctx.Err() == nil; n++ {
 				if err := w.step(); err != nil {
@@ -190,6 +200,15 @@ type worker struct {
 	readsDropped int64
 	notProposed  int64
 	retries      int64
+	// undeclared lists errors outside the IDL (the first few).
+	undeclared []string
+}
+
+// noteUndeclared keeps the first few errors outside the IDL.
+func (w *worker) noteUndeclared(what string, replica int, err error) {
+	if len(w.undeclared) < 5 {
+		w.undeclared = append(w.undeclared, fmt.Sprintf("client %d: %s at replica %d: error outside the IDL: %v", w.index, what, replica, err))
+	}
 }
 
 // newSession starts a new client id: after a write whose outcome is unknown the
@@ -256,8 +275,7 @@ func (w *worker) step() error {
 	r := w.rng.Float64()
 	switch {
 	case r < w.cfg.ReadRatio:
-		w.read(key)
-		return nil
+		return w.read(key)
 	case r < w.cfg.ReadRatio+w.cfg.RemoveRatio:
 		return w.write(Input{Kind: OpRemove, Key: key})
 	default:
@@ -268,9 +286,9 @@ func (w *worker) step() error {
 
 // read runs one linearizable get. Each attempt that fails has no effect, so
 // only the attempt that is answered is recorded, with its own call time.
-func (w *worker) read(key string) {
+func (w *worker) read(key string) error {
 	target := w.leader
-	if w.cfg.RandomReads {
+	if w.cfg.RandomReads || w.rng.IntN(4) == 0 {
 		target = w.rng.IntN(len(w.addrs))
 	}
 	deadline := time.Now().Add(w.cfg.ReadBudget)
@@ -298,14 +316,19 @@ func (w *worker) read(key string) {
 			if !w.cfg.RandomReads {
 				w.leader = target
 			}
-			return
+			return nil
 		case errNotLeader:
 			w.retries++
 			target = w.redirect(target, leaderAddr)
 			if leaderAddr == "" {
 				w.backoff()
 			}
+		case errBad:
+			return fmt.Errorf("client %d: get %s at replica %d: %v", w.index, key, target+1, err)
 		default:
+			if kind == errUndeclared {
+				w.noteUndeclared("get "+key, target+1, err)
+			}
 			w.retries++
 			w.drop(target)
 			target = w.redirect(target, "")
@@ -313,6 +336,7 @@ func (w *worker) read(key string) {
 		}
 	}
 	w.readsDropped++
+	return nil
 }
 
 // write runs one put or delete under the worker's session, retrying with the
@@ -360,7 +384,10 @@ func (w *worker) write(in Input) error {
 			if leaderAddr == "" {
 				w.backoff()
 			}
-		case errUnknown:
+		case errUnknown, errUndeclared:
+			if kind == errUndeclared {
+				w.noteUndeclared(KVModel.DescribeOperation(in, Output{Unknown: true}), target+1, err)
+			}
 			maybe = true
 			w.drop(target)
 			if w.rng.Float64() < w.cfg.GiveUp {

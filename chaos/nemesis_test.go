@@ -1,0 +1,141 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+)
+
+// linkCluster is a Cluster with proxies to nowhere and no processes: enough for
+// the nemesis's link faults.
+func linkCluster(t *testing.T, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{links: make(map[[2]int]*Link)}
+	for id := 1; id <= n; id++ {
+		c.reps = append(c.reps, &Replica{ID: id})
+	}
+	for a := 1; a <= n; a++ {
+		for b := 1; b <= n; b++ {
+			if a == b {
+				continue
+			}
+			l, err := NewLink(a, b, "127.0.0.1:1", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(l.Close)
+			c.links[[2]int{a, b}] = l
+		}
+	}
+	return c
+}
+
+func (l *Link) cuts() (fwd, bwd bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropFwd, l.dropBwd
+}
+
+// TestPartitionCutsBothWays checks that every partition cuts whole links,
+// symmetrically, isolates the leader when it says so, and heals completely.
+func TestPartitionCutsBothWays(t *testing.T) {
+	c := linkCluster(t, 5)
+	seen := make(map[string]bool)
+	for seed := range uint64(64) {
+		n := NewNemesis(c, NemesisConfig{Faults: []FaultKind{FaultPartition}}, seed, NewHistory(), nil)
+		leader := 1 + int(seed%5)
+		desc, heal, err := n.partition(c.IDs(), leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := desc[strings.Index(desc, "(")+1 : strings.Index(desc, ",")]
+		seen[kind] = true
+		cut := make(map[[2]int]bool)
+		for _, l := range c.Links() {
+			fwd, bwd := l.cuts()
+			if fwd != bwd {
+				t.Fatalf("%s: link %s cut one way only", desc, l)
+			}
+			cut[[2]int{l.From, l.To}] = fwd
+		}
+		isolated, total := 0, 0
+		for a := 1; a <= 5; a++ {
+			n := 0
+			for b := 1; b <= 5; b++ {
+				if a == b {
+					continue
+				}
+				if cut[[2]int{a, b}] != cut[[2]int{b, a}] {
+					t.Fatalf("%s: %d→%d and %d→%d differ", desc, a, b, b, a)
+				}
+				if cut[[2]int{a, b}] {
+					n++
+					total++
+				}
+			}
+			if n == 4 {
+				isolated++
+				if kind == "leader isolated" && a != leader {
+					t.Fatalf("%s: replica %d isolated, not the leader", desc, a)
+				}
+			}
+		}
+		if kind == "leader isolated" && isolated != 1 {
+			t.Fatalf("%s: %d replicas isolated", desc, isolated)
+		}
+		if total == 0 {
+			t.Fatalf("%s: nothing cut", desc)
+		}
+		heal()
+		for _, l := range c.Links() {
+			if l.Faulty() {
+				t.Fatalf("%s: link %s still faulty after healing", desc, l)
+			}
+		}
+	}
+	for _, want := range []string{"minority | majority", "leader isolated", "leader with a minority", "bridge"} {
+		if !seen[want] {
+			t.Errorf("64 seeds never drew a %q partition (drew %v)", want, seen)
+		}
+	}
+}
+
+// TestOneWayLeader checks the mute and deaf leader faults: exactly the
+// directions that carry the leader's voice (or its hearing) are cut.
+func TestOneWayLeader(t *testing.T) {
+	c := linkCluster(t, 3)
+	const leader = 2
+	checked := make(map[string]bool)
+	for seed := uint64(0); seed < 64 && len(checked) < 2; seed++ {
+		n := NewNemesis(c, NemesisConfig{Faults: []FaultKind{FaultOneWay}}, seed, NewHistory(), nil)
+		desc, heal, err := n.oneWay(c.IDs(), leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mute, deaf := strings.Contains(desc, "mute"), strings.Contains(desc, "deaf")
+		if mute || deaf {
+			for _, other := range []int{1, 3} {
+				outF, outB := c.Link(leader, other).cuts()
+				inF, inB := c.Link(other, leader).cuts()
+				// Mute: the leader's requests and its replies are lost.
+				// Deaf: the replies to it and the requests to it are lost.
+				want := [4]bool{mute, deaf, deaf, mute}
+				if got := [4]bool{outF, outB, inF, inB}; got != want {
+					t.Fatalf("%s: links with %d cut %v (out fwd, out bwd, in fwd, in bwd), want %v", desc, other, got, want)
+				}
+			}
+			if f, b := c.Link(1, 3).cuts(); f || b {
+				t.Fatalf("%s: link 1→3 between followers cut", desc)
+			}
+			checked[desc] = true
+		}
+		heal()
+		for _, l := range c.Links() {
+			if l.Faulty() {
+				t.Fatalf("%s: link %s still faulty after healing", desc, l)
+			}
+		}
+	}
+	if len(checked) < 2 {
+		t.Errorf("64 seeds did not draw both a mute and a deaf leader: %v", checked)
+	}
+}

@@ -32,8 +32,8 @@ const (
 	// FaultKill kills a minority of replicas with SIGKILL (often the leader),
 	// and restarts them when the fault ends.
 	FaultKill FaultKind = "kill"
-	// FaultKillMajority kills a majority, the leader among them, all at once,
-	// and restarts them together.
+	// FaultKillMajority kills a majority (sometimes every replica), the leader
+	// among them, all at once, and restarts them together.
 	FaultKillMajority FaultKind = "kill-majority"
 	// FaultPause stops a replica (usually the leader) with SIGSTOP and
 	// continues it with SIGCONT when the fault ends.
@@ -281,12 +281,14 @@ func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error
 	return "", nil, fmt.Errorf("unknown fault kind %q", k)
 }
 
-// killMajority kills a majority, the leader among them, at once. Sometimes it
+// killMajority kills a majority (sometimes every replica), the leader among
+// them, at once. Sometimes it
 // first cuts the survivors off from the victims for a moment, so that the
 // latest writes are on the victims' disks only: once the victims are back, only
 // what they kept on disk can bring those writes back.
 func (n *Nemesis) killMajority(ctx context.Context, ids []int, leader int) (string, func() error, error) {
-	victims := n.pick(ids, len(ids)/2+1, leader)
+	majority := len(ids)/2 + 1
+	victims := n.pick(ids, majority+n.rng.IntN(len(ids)-majority+1), leader)
 	var cut []*Link
 	detail := fmt.Sprintf("kill -9 replicas %v (leader %d), restart after", victims, leader)
 	if n.rng.Float64() < n.cfg.IsolateBeforeKill {

@@ -312,12 +312,6 @@ func (c *simCluster) checkLeaderLog(r *Replica) {
 	}
 }
 
-func (c *simCluster) processAll() {
-	for _, id := range c.ids {
-		c.process(id)
-	}
-}
-
 // deliver hands message i to its destination, unless the destination is down or
 // the link is cut. keep leaves a copy in flight (a duplicate).
 func (c *simCluster) deliver(i int, keep bool) {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
 	"time"
 )
 
@@ -55,7 +53,7 @@ func (c Config) withDefaults() Config {
 		c.PeerTimeout = time.Second
 	}
 	if c.MaxInFlightSlots == 0 {
-		c.MaxInFlightSlots = envInt("BALLOT_MAX_INFLIGHT_SLOTS", 2)
+		c.MaxInFlightSlots = 2
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -72,16 +70,8 @@ func (c Config) Validate() error {
 		return errors.New("--replicas must name the replicas file")
 	case c.DataDir == "":
 		return errors.New("--data must name a data directory")
-	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0:
+	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0 || c.MaxInFlightSlots < 0:
 		return fmt.Errorf("durations must not be negative")
 	}
 	return nil
-}
-
-// envInt reads a tuning knob from the environment, falling back to def.
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }

@@ -54,8 +54,7 @@ func checkWriter(clientID, seq int64) error {
 
 // leaderError turns a node error into the IDL exception a client acts on.
 func (h *kvHandler) leaderError(err error) error {
-	switch {
-	case errors.Is(err, errNotLeader):
+	if errors.Is(err, errNotLeader) {
 		st := h.node.status()
 		nl := &kvapi.NotLeader{Message: fmt.Sprintf("replica %d does not lead", h.self.ID)}
 		if l, ok := h.members[st.Leader]; ok && st.Leader != h.self.ID {
@@ -66,9 +65,9 @@ func (h *kvHandler) leaderError(err error) error {
 			nl.Message += "; no leader is known yet"
 		}
 		return nl
-	case errors.Is(err, errUnavailable), errors.Is(err, errStopped):
-		return &kvapi.Unavailable{Message: fmt.Sprintf("replica %d: %v", h.self.ID, err)}
 	}
+	// Unavailable, stopping, or anything else: the write may or may not have
+	// been applied, and a retry with the same (client id, seq) is safe.
 	return &kvapi.Unavailable{Message: fmt.Sprintf("replica %d: %v", h.self.ID, err)}
 }
 

@@ -39,6 +39,7 @@ func run(args []string) int {
 			&cli.StringFlag{Name: "replicas", Value: "replicas.txt", Usage: "replicas file: one `id client-addr peer-addr` line per replica", EnvVars: []string{"BALLOT_REPLICAS"}},
 			&cli.StringFlag{Name: "data", Usage: "data directory for this replica's store", EnvVars: []string{"BALLOT_DATA"}, Required: true},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BALLOT_LOG_LEVEL"}},
+			&cli.IntFlag{Name: "max-inflight-slots", Value: 2, Usage: "slots a leader may have proposed and not yet chosen before new writes wait to share the next one", EnvVars: []string{"BALLOT_MAX_INFLIGHT_SLOTS"}},
 			&cli.StringFlag{Name: "pprof", Usage: "serve Go's profiler (net/http/pprof) on this `host:port`; off when empty", EnvVars: []string{"BALLOT_PPROF"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -56,10 +57,11 @@ func run(args []string) int {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			err := server.Run(ctx, server.Config{
-				ID:           c.Uint64("id"),
-				ReplicasFile: c.String("replicas"),
-				DataDir:      c.String("data"),
-				Logger:       server.Logger(level, os.Stderr),
+				ID:               c.Uint64("id"),
+				ReplicasFile:     c.String("replicas"),
+				DataDir:          c.String("data"),
+				MaxInFlightSlots: c.Int("max-inflight-slots"),
+				Logger:           server.Logger(level, os.Stderr),
 			})
 			if err != nil {
 				return cli.Exit("ballotd: "+err.Error(), 1)

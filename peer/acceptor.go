@@ -24,6 +24,16 @@ func (r *Replica) followsLiveLeader(candidateID uint64) bool {
 // promise reports the accepted entry of each of those slots.
 func (r *Replica) handlePrepare(m Message) {
 	reply := Message{Type: MsgPromise, To: m.From, Token: m.Token, Commit: r.chosen, Probe: m.Probe}
+	if m.Slot <= r.compacted {
+		// The entries this acceptor accepted up to compacted are gone, so it
+		// cannot report them: promising would let the candidate take a chosen slot
+		// for an empty one. The candidate lacks chosen slots anyway; it is told to
+		// install a snapshot first.
+		reply.Ballot = r.promised
+		reply.Snapshot = r.compacted
+		r.send(reply)
+		return
+	}
 	if m.Ballot.Less(r.promised) || m.Ballot.ID != m.From || r.followsLiveLeader(m.From) {
 		reply.Ballot = r.promised
 		r.send(reply)
@@ -99,6 +109,9 @@ func (r *Replica) handleExecute(m Message) {
 			r.becomeFollower(m.From)
 		}
 		r.electionElapsed = 0
+	}
+	if m.Snapshot > r.chosen {
+		r.wantSnapshot(m.From, m.Snapshot)
 	}
 	for _, e := range m.Entries {
 		if e.Slot <= r.chosen {

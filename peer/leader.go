@@ -14,6 +14,8 @@ type progress struct {
 	chosen    uint64 // the follower's chosen prefix, as last reported
 	executing bool   // an execute request is in flight
 	execAt    int
+	hinted    bool // told to install a snapshot, at leader tick hintedAt
+	hintedAt  int
 	paused    bool // the last request failed: send heartbeats only until one succeeds
 	heardAt   int  // leader tick of the last answer at our ballot
 	acked     uint64
@@ -134,6 +136,11 @@ func (r *Replica) flushLeader() {
 // may carry), or a bare heartbeat when it has all of them.
 func (r *Replica) sendAccept(id uint64, p *progress) {
 	l := r.lead
+	if p.next <= r.compacted {
+		// The follower lacks slots this leader no longer has; it gets them from
+		// a snapshot, and meanwhile accepts what comes after them.
+		p.next = r.compacted + 1
+	}
 	l.roundTrip++
 	m := Message{Type: MsgAccept, To: id, Ballot: l.ballot, Commit: r.chosen, RoundTrip: l.roundTrip}
 	first := p.next
@@ -206,6 +213,19 @@ func (r *Replica) sendExecute(id uint64, p *progress) {
 		return
 	}
 	m := Message{Type: MsgExecute, To: id, Ballot: l.ballot, Commit: r.chosen}
+	if p.chosen < r.compacted {
+		// The slots it lacks are compacted here: tell it to fetch a snapshot,
+		// once per election timeout while it stays behind.
+		if p.hinted && l.ticks-p.hintedAt < r.cfg.ElectionTicks {
+			return
+		}
+		p.hinted, p.hintedAt = true, l.ticks
+		m.Snapshot = r.compacted
+		p.executing = true
+		p.execAt = l.ticks
+		r.send(m)
+		return
+	}
 	bytes := 0
 	for s := p.chosen + 1; s <= r.chosen && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
 		le, ok := r.log[s]

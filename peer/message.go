@@ -75,6 +75,11 @@ type Message struct {
 	Commit uint64
 	// RoundTrip numbers a leader's heartbeat round; replies echo it.
 	RoundTrip uint64
+	// Snapshot, on a MsgExecute and a refused MsgPromise, is the slot up to which
+	// the sender has compacted its log: it can no longer send or report entries up
+	// to there, so a receiver whose chosen prefix is below it must install a
+	// snapshot (Ready.Snapshot) before it can catch up or lead.
+	Snapshot uint64
 	// Token is the caller's: a reply carries its request's Token, so a transport
 	// with request/response calls can match them. The core never interprets it.
 	Token uint64

@@ -72,6 +72,9 @@ func (c *candidacy) consider(e Entry) {
 }
 
 func (r *Replica) handlePromise(m Message) {
+	if !m.OK && m.Snapshot > r.chosen {
+		r.wantSnapshot(m.From, m.Snapshot)
+	}
 	if r.cand == nil || m.Ballot != r.cand.ballot || m.Probe != r.cand.probing {
 		if !m.OK && r.maxSeen.Less(m.Ballot) {
 			r.maxSeen = m.Ballot

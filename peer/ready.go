@@ -11,6 +11,18 @@ type Durable struct {
 	// Applied is the last slot the state machine applied; every slot up to it is
 	// chosen and needs no entry.
 	Applied uint64
+	// Compacted is the slot up to which the log was compacted (Replica.Compact,
+	// Replica.InstallSnapshot): no entry up to it is kept, here or in Entries. It is
+	// never above Applied.
+	Compacted uint64
+}
+
+// SnapshotWanted asks the caller to fetch a snapshot of the state machine from
+// replica From, taken at slot Index or later, and to hand it to InstallSnapshot:
+// this replica lacks chosen slots that From no longer keeps in its log.
+type SnapshotWanted struct {
+	From  uint64
+	Index uint64
 }
 
 // ReadState tells the caller that the linearizable read identified by Token may be
@@ -42,6 +54,9 @@ type Ready struct {
 	// whether that is this replica.
 	Leader   uint64
 	IsLeader bool
+	// Snapshot, when Index is non-zero, asks for a snapshot (see SnapshotWanted).
+	// It is repeated while the need lasts, at most once per election timeout.
+	Snapshot SnapshotWanted
 	// LeaderChanged is true when Leader or IsLeader differ from the previous Ready.
 	// Proposals waiting for a result may never get one after a change: the caller
 	// fails them (the client retries with the same sequence number).
@@ -60,6 +75,8 @@ type Status struct {
 	Applied uint64
 	// LogEntries is the number of accepted entries held in memory.
 	LogEntries int
+	// Compacted: no log entry up to this slot is kept.
+	Compacted uint64
 	// LeaderCommit is the highest commit point a leader has announced to this
 	// replica (its own chosen prefix, if it leads); Chosen below it means the
 	// replica is catching up.

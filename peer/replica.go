@@ -44,6 +44,15 @@ type Replica struct {
 	chosen       uint64 // every slot up to chosen is chosen and its value is known
 	applied      uint64 // every slot up to applied has been handed out to apply
 	leaderCommit uint64 // highest commit point a leader announced here
+	compacted    uint64 // no log entry up to this slot is kept (compacted <= applied)
+
+	// Snapshot requests: the pending one for the next Ready, and the last one
+	// handed out, so that hints repeated by every heartbeat do not become a request
+	// each.
+	snapWant    SnapshotWanted
+	snapAsked   SnapshotWanted
+	snapAskedAt int
+	ticks       int // ticks since New, for pacing snapshot requests
 
 	// Role state.
 	role            role
@@ -77,19 +86,26 @@ func New(cfg Config, d Durable) (*Replica, error) {
 	for i, m := range members {
 		pos[m] = i
 	}
+	if d.Compacted > d.Applied {
+		return nil, fmt.Errorf("durable state: log compacted to slot %d beyond the applied slot %d", d.Compacted, d.Applied)
+	}
 	r := &Replica{
-		cfg:      cfg,
-		id:       cfg.ID,
-		members:  members,
-		pos:      pos,
-		logger:   cfg.Logger.With("replica", cfg.ID),
-		rng:      rand.New(rand.NewSource(cfg.Seed ^ int64(cfg.ID)*7919)),
-		promised: d.Promised,
-		log:      make(map[uint64]*logEntry, len(d.Entries)),
-		chosen:   d.Applied,
-		applied:  d.Applied,
+		cfg:       cfg,
+		id:        cfg.ID,
+		members:   members,
+		pos:       pos,
+		logger:    cfg.Logger.With("replica", cfg.ID),
+		rng:       rand.New(rand.NewSource(cfg.Seed ^ int64(cfg.ID)*7919)),
+		promised:  d.Promised,
+		log:       make(map[uint64]*logEntry, len(d.Entries)),
+		chosen:    d.Applied,
+		applied:   d.Applied,
+		compacted: d.Compacted,
 	}
 	for _, e := range d.Entries {
+		if e.Slot <= d.Compacted {
+			continue // a compaction the storage had not finished; the slot is applied
+		}
 		// Accepting at a ballot implies having promised it: a torn write may have
 		// kept an entry but lost the promise record written with it.
 		r.promised = maxBallot(r.promised, e.Ballot)
@@ -127,6 +143,7 @@ func (r *Replica) Status() Status {
 		Chosen:       r.chosen,
 		Applied:      r.applied,
 		LogEntries:   len(r.log),
+		Compacted:    r.compacted,
 		LeaderCommit: max(r.leaderCommit, r.chosen),
 		Members:      slices.Clone(r.members),
 	}
@@ -143,6 +160,7 @@ func (r *Replica) IsMember(id uint64) bool { return id != r.id && r.isMember(id)
 
 // Tick advances the logical clock by one tick.
 func (r *Replica) Tick() {
+	r.ticks++
 	r.electionElapsed++
 	switch r.role {
 	case leader:
@@ -231,7 +249,7 @@ func (r *Replica) HasReady() bool {
 		return true
 	}
 	return r.savePromised || len(r.unsaved) > 0 || len(r.msgs) > 0 ||
-		r.chosen > r.applied || len(r.reads) > 0 || len(r.failedReads) > 0 ||
+		r.chosen > r.applied || len(r.reads) > 0 || len(r.failedReads) > 0 || r.snapWant.Index != 0 ||
 		r.leader != r.lastLeader || (r.role == leader) != r.lastIsLeader
 }
 
@@ -248,6 +266,7 @@ func (r *Replica) Ready() Ready {
 		Messages:     r.msgs,
 		Reads:        r.reads,
 		FailedReads:  r.failedReads,
+		Snapshot:     r.snapWant,
 		Leader:       r.leader,
 		IsLeader:     r.role == leader,
 	}
@@ -267,6 +286,7 @@ func (r *Replica) Ready() Ready {
 	r.msgs = nil
 	r.reads = nil
 	r.failedReads = nil
+	r.snapWant = SnapshotWanted{}
 	r.lastLeader = rd.Leader
 	r.lastIsLeader = rd.IsLeader
 	return rd

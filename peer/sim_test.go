@@ -17,6 +17,15 @@ type simDisk struct {
 	applied  [][]byte // the values applied, slot order (no-ops skipped); its length is not the slot
 	slots    []uint64 // the slot of each value in applied
 	appliedS uint64
+	// compacted: entries up to it are gone, and applies up to it are durable (a
+	// store syncs before it compacts).
+	compacted uint64
+}
+
+// snapshotFetch is a snapshot a replica asked for and has not installed yet.
+type snapshotFetch struct {
+	to   uint64
+	want SnapshotWanted
 }
 
 // simCluster runs replicas in one process over a simulated network that the test
@@ -39,6 +48,8 @@ type simCluster struct {
 	reads       map[uint64][]ReadState // reads each replica released
 	acked       map[string]uint64      // value → slot at which some replica applied it
 	leaderTerms []Ballot
+	fetches     []snapshotFetch
+	installs    int // snapshots installed, so tests can tell the path was taken
 	trace       []string
 	events      hash.Hash64 // every event of the run, to check that a seed replays exactly
 }
@@ -136,7 +147,7 @@ func (c *simCluster) start(id uint64) {
 	for _, e := range d.entries {
 		entries = append(entries, e)
 	}
-	r, err := New(cfg, Durable{Promised: d.promised, Entries: entries, Applied: d.appliedS})
+	r, err := New(cfg, Durable{Promised: d.promised, Entries: entries, Applied: d.appliedS, Compacted: d.compacted})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -148,10 +159,11 @@ func (c *simCluster) start(id uint64) {
 // yet sent; what Ready handed it and it saved survives.
 func (c *simCluster) crash(id uint64) {
 	c.logf("crash %d", id)
-	if d := c.disks[id]; c.rng.Intn(3) == 0 && d.appliedS > 0 {
+	if d := c.disks[id]; c.rng.Intn(3) == 0 && d.appliedS > d.compacted {
 		// The store does not sync its applies (the log it applies from is
-		// durable), so a crash may take the applied slot back.
-		d.appliedS = uint64(c.rng.Int63n(int64(d.appliedS)))
+		// durable), so a crash may take the applied slot back, though not below
+		// what it compacted.
+		d.appliedS = d.compacted + uint64(c.rng.Int63n(int64(d.appliedS-d.compacted)))
 		k := len(d.slots)
 		for k > 0 && d.slots[k-1] > d.appliedS {
 			k--
@@ -186,6 +198,10 @@ func (c *simCluster) process(id uint64) {
 		}
 		c.net = append(c.net, rd.Messages...)
 		c.reads[id] = append(c.reads[id], rd.Reads...)
+		if rd.Snapshot.Index != 0 {
+			c.logf("replica %d wants a snapshot of slot %d from %d", id, rd.Snapshot.Index, rd.Snapshot.From)
+			c.fetches = append(c.fetches, snapshotFetch{to: id, want: rd.Snapshot})
+		}
 		for _, e := range rd.Committed {
 			if e.Slot != d.appliedS+1 {
 				c.fatalf("replica %d applies slot %d after %d", id, e.Slot, d.appliedS)
@@ -357,6 +373,77 @@ func (c *simCluster) leader() *Replica {
 	return best
 }
 
+// compact compacts replica id's log (memory and disk) up to a random applied slot.
+func (c *simCluster) compact(id uint64) {
+	r, d := c.replicas[id], c.disks[id]
+	if r == nil || r.applied <= r.compacted {
+		return
+	}
+	upTo := r.compacted + 1 + uint64(c.rng.Int63n(int64(r.applied-r.compacted)))
+	if err := r.Compact(upTo); err != nil {
+		c.fatalf("replica %d: %v", id, err)
+	}
+	for s := range d.entries {
+		if s <= upTo {
+			delete(d.entries, s)
+		}
+	}
+	d.compacted = upTo
+	c.logf("replica %d compacted to %d", id, upTo)
+}
+
+// fetchSnapshot carries out snapshot request i: the receiver copies the sender's
+// durable state machine, as a transfer of the sender's latest snapshot would, if
+// both are up, the link works and the snapshot is newer than what it applied.
+func (c *simCluster) fetchSnapshot(i int) {
+	f := c.fetches[i]
+	c.fetches = slices.Delete(c.fetches, i, i+1)
+	r, src := c.replicas[f.to], c.disks[f.want.From]
+	if r == nil || c.down[f.want.From] || c.cut[[2]uint64{f.to, f.want.From}] || c.cut[[2]uint64{f.want.From, f.to}] {
+		c.logf("snapshot %d→%d failed", f.want.From, f.to)
+		return
+	}
+	index := src.appliedS
+	if index < f.want.Index {
+		c.fatalf("replica %d hinted a snapshot of slot %d but has applied only %d", f.want.From, f.want.Index, index)
+	}
+	if index <= r.applied {
+		c.logf("snapshot %d→%d of slot %d is stale", f.want.From, f.to, index)
+		return
+	}
+	d := c.disks[f.to]
+	for i, v := range d.applied {
+		if i >= len(src.applied) || !bytes.Equal(src.applied[i], v) {
+			c.fatalf("replica %d installs a snapshot from %d that does not extend what it applied", f.to, f.want.From)
+		}
+	}
+	d.applied = slices.Clone(src.applied)
+	d.slots = slices.Clone(src.slots)
+	d.appliedS = index
+	d.compacted = max(d.compacted, index)
+	for s := range d.entries {
+		if s <= index {
+			delete(d.entries, s)
+		}
+	}
+	if err := r.InstallSnapshot(index); err != nil {
+		c.fatalf("replica %d: %v", f.to, err)
+	}
+	c.installs++
+	c.logf("replica %d installed a snapshot of slot %d from %d", f.to, index, f.want.From)
+	for i := range d.applied {
+		c.checkApplied(f.to, i)
+	}
+	c.process(f.to)
+}
+
+// fetchAll carries out every snapshot request.
+func (c *simCluster) fetchAll() {
+	for len(c.fetches) > 0 {
+		c.fetchSnapshot(0)
+	}
+}
+
 // deliverAll delivers messages until none are in flight (bounded).
 func (c *simCluster) deliverAll() {
 	for i := 0; len(c.net) > 0 && i < 100000; i++ {
@@ -376,6 +463,7 @@ func (c *simCluster) runUntil(maxTicks int, what string, cond func() bool) {
 			c.tick(id)
 		}
 		c.deliverAll()
+		c.fetchAll()
 	}
 	if !cond() {
 		c.fatalf("no %s after %d ticks", what, maxTicks)

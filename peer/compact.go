@@ -1,0 +1,88 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrStaleSnapshot: InstallSnapshot was given a snapshot no newer than what this
+// replica has already applied.
+var ErrStaleSnapshot = errors.New("snapshot is not newer than the applied slot")
+
+// Compact discards the log up to slot upTo, which the caller's state machine has
+// applied and made durable (a snapshot of it, or the store itself, holds every
+// effect of those slots). It is the caller's half of log compaction: the caller
+// deletes the same entries from stable storage, and a Durable given to New later
+// names the compacted slot.
+//
+// Compaction is safe for Paxos because an acceptor refuses every prepare that asks
+// about a slot it has compacted (see handlePrepare): a promise it does give still
+// reports every entry it accepted from the candidate's first slot on, so a new
+// leader never mistakes a compacted slot for an empty one. A candidate that is
+// refused for that reason, and a follower whose leader has compacted past the
+// follower's chosen prefix, are told to install a snapshot (Ready.Snapshot).
+func (r *Replica) Compact(upTo uint64) error {
+	if upTo > r.applied {
+		return fmt.Errorf("compact to slot %d: only %d applied", upTo, r.applied)
+	}
+	if upTo <= r.compacted {
+		return nil
+	}
+	for s := r.compacted + 1; s <= upTo; s++ {
+		delete(r.log, s)
+	}
+	r.compacted = upTo
+	return nil
+}
+
+// Compacted returns the slot up to which the log has been compacted.
+func (r *Replica) Compacted() uint64 { return r.compacted }
+
+// InstallSnapshot tells the replica that the caller has replaced its state machine
+// with a snapshot taken at slot index, durably: every slot up to index is applied.
+// The replica drops its log up to index and carries on from there. A snapshot no
+// newer than the applied slot is refused with ErrStaleSnapshot (the caller should
+// not have installed it). A leader or candidate steps down first: it was missing
+// chosen slots, so it should not be proposing.
+func (r *Replica) InstallSnapshot(index uint64) error {
+	if index <= r.applied {
+		return fmt.Errorf("install snapshot at slot %d, applied %d: %w", index, r.applied, ErrStaleSnapshot)
+	}
+	if r.role != follower {
+		r.becomeFollower(0)
+		r.resetElectionTimer()
+	}
+	for s := range r.log {
+		if s <= index {
+			delete(r.log, s)
+		}
+	}
+	kept := r.unsaved[:0]
+	for _, e := range r.unsaved {
+		if e.Slot > index {
+			kept = append(kept, e)
+		}
+	}
+	r.unsaved = kept
+	r.applied = index
+	r.compacted = max(r.compacted, index)
+	r.chosen = max(r.chosen, index)
+	r.advanceChosen()
+	r.logger.Info("installed snapshot", "slot", index, "chosen", r.chosen)
+	return nil
+}
+
+// wantSnapshot asks the caller, through the next Ready, for a snapshot from
+// replica from of slot index or later, unless this replica already has that slot
+// or asked for it recently (hints come with every heartbeat).
+func (r *Replica) wantSnapshot(from, index uint64) {
+	if index <= r.chosen {
+		return
+	}
+	if index <= r.snapAsked.Index && r.ticks-r.snapAskedAt < r.cfg.ElectionTicks {
+		return
+	}
+	r.snapWant = SnapshotWanted{From: from, Index: index}
+	r.snapAsked = r.snapWant
+	r.snapAskedAt = r.ticks
+}

@@ -34,6 +34,13 @@ func (r *Replica) handlePrepare(m Message) {
 		r.send(reply)
 		return
 	}
+	if r.rebuilding() && m.Slot <= r.rebuildTo {
+		// It may have accepted, before it lost its storage, entries it can no
+		// longer report.
+		reply.Ballot = r.promised
+		r.send(reply)
+		return
+	}
 	if m.Ballot.Less(r.promised) || m.Ballot.ID != m.From || r.followsLiveLeader(m.From) {
 		reply.Ballot = r.promised
 		r.send(reply)

@@ -86,3 +86,28 @@ func (r *Replica) wantSnapshot(from, index uint64) {
 	r.snapAsked = r.snapWant
 	r.snapAskedAt = r.ticks
 }
+
+// rebuilding reports whether the replica is still rebuilding lost storage (see
+// Durable.RebuildTo), and ends the rebuild once its chosen prefix has reached the
+// slot it may have accepted entries up to.
+func (r *Replica) rebuilding() bool {
+	if r.rebuildTo != 0 && r.chosen >= r.rebuildTo {
+		r.logger.Info("rebuilt lost storage", "chosen", r.chosen)
+		r.rebuildTo = 0
+	}
+	return r.rebuildTo != 0
+}
+
+// Inquire reports what a replica rebuilding lost storage needs from this one
+// (Durable.RebuildTo): the highest ballot this replica has promised or accepted
+// at, and the highest slot it has accepted an entry for, applied, or (if it is
+// rebuilding itself) may have accepted before its own loss.
+func (r *Replica) Inquire() (promised Ballot, highest uint64) {
+	promised = r.promised
+	highest = max(r.applied, r.chosen, r.compacted, r.rebuildTo)
+	for s, le := range r.log {
+		highest = max(highest, s)
+		promised = maxBallot(promised, le.Ballot)
+	}
+	return promised, highest
+}

@@ -68,10 +68,18 @@ func runScheduleCluster(t testing.TB, n int, seed int64, steps int) (uint64, *si
 			}
 		case x < 90: // crash or restart one replica
 			id := c.ids[c.rng.Intn(n)]
-			if c.down[id] {
+			switch {
+			case c.wiped[id] != nil:
+				c.rebuild(id)
+			case c.down[id]:
 				c.logf("restart %d", id)
 				c.start(id)
-			} else if downCount(c) < (n-1)/2 || c.rng.Intn(4) == 0 {
+			case downCount(c)+lostCount(c) < (n-1)/2 && c.rng.Intn(8) == 0:
+				// Storage lost by at most a minority at once, counting the
+				// replicas still rebuilding: a majority without its storage
+				// could only stop, never recover what it lost.
+				c.wipe(id)
+			case downCount(c) < (n-1)/2 || c.rng.Intn(4) == 0:
 				c.crash(id)
 			}
 		case x < 94: // partition: cut links around a random set
@@ -100,10 +108,18 @@ func runScheduleCluster(t testing.TB, n int, seed int64, steps int) (uint64, *si
 	// chosen and applied everywhere.
 	c.cut = map[[2]uint64]bool{}
 	for _, id := range c.ids {
-		if c.down[id] {
+		if c.down[id] && c.wiped[id] == nil {
 			c.start(id)
 		}
 	}
+	c.runUntil(200, "wiped replicas rebuilt", func() bool {
+		for _, id := range c.ids {
+			if c.wiped[id] != nil && !c.rebuild(id) {
+				return false
+			}
+		}
+		return true
+	})
 	c.runUntil(200, "leader after healing", func() bool { return c.leader() != nil })
 	// A proposal can be lost when leadership changes before it is chosen; like a
 	// client, retry it until it is applied everywhere.
@@ -139,6 +155,15 @@ func TestSchedulesInstallSnapshots(t *testing.T) {
 		_, c := runScheduleCluster(t, 3, seed, 600)
 		installs += c.installs
 	}
+	rebuilds := 0
+	for seed := int64(1); seed <= 200; seed++ {
+		_, c := runScheduleCluster(t, 5, seed, 600)
+		rebuilds += c.rebuilds
+	}
+	if rebuilds < 20 {
+		t.Fatalf("only %d wiped replicas rebuilt in 200 schedules", rebuilds)
+	}
+	t.Logf("%d wiped replicas rebuilt", rebuilds)
 	if installs < 20 {
 		t.Fatalf("only %d snapshots installed in 200 schedules; the compaction paths are not exercised", installs)
 	}
@@ -153,6 +178,17 @@ func TestScheduleReplays(t *testing.T) {
 			t.Fatalf("seed %d: two runs differ (event hashes %x, %x)", seed, a, b)
 		}
 	}
+}
+
+// lostCount is the number of running replicas still rebuilding lost storage.
+func lostCount(c *simCluster) int {
+	k := 0
+	for _, id := range c.ids {
+		if r := c.replicas[id]; r != nil && r.rebuilding() {
+			k++
+		}
+	}
+	return k
 }
 
 func downCount(c *simCluster) int {

@@ -15,6 +15,14 @@ type Durable struct {
 	// Replica.InstallSnapshot): no entry up to it is kept, here or in Entries. It is
 	// never above Applied.
 	Compacted uint64
+	// RebuildTo is non-zero for a replica that lost its stable storage and is
+	// rebuilding it from the others: it may have accepted entries up to this slot
+	// before the loss, and could have helped choose them, so until its chosen prefix
+	// reaches RebuildTo it neither campaigns nor promises a prepare that asks about
+	// a slot up to there. The caller learns the slot from a majority of the other
+	// replicas (their highest accepted slot) and makes Promised at least the highest
+	// ballot they promised; see docs/design.md.
+	RebuildTo uint64
 }
 
 // SnapshotWanted asks the caller to fetch a snapshot of the state machine from
@@ -77,6 +85,8 @@ type Status struct {
 	LogEntries int
 	// Compacted: no log entry up to this slot is kept.
 	Compacted uint64
+	// RebuildTo: non-zero while the replica rebuilds lost storage (Durable.RebuildTo).
+	RebuildTo uint64
 	// LeaderCommit is the highest commit point a leader has announced to this
 	// replica (its own chosen prefix, if it leads); Chosen below it means the
 	// replica is catching up.

@@ -45,6 +45,7 @@ type Replica struct {
 	applied      uint64 // every slot up to applied has been handed out to apply
 	leaderCommit uint64 // highest commit point a leader announced here
 	compacted    uint64 // no log entry up to this slot is kept (compacted <= applied)
+	rebuildTo    uint64 // see Durable.RebuildTo; 0 once chosen reaches it
 
 	// Snapshot requests: the pending one for the next Ready, and the last one
 	// handed out, so that hints repeated by every heartbeat do not become a request
@@ -101,6 +102,7 @@ func New(cfg Config, d Durable) (*Replica, error) {
 		chosen:    d.Applied,
 		applied:   d.Applied,
 		compacted: d.Compacted,
+		rebuildTo: d.RebuildTo,
 	}
 	for _, e := range d.Entries {
 		if e.Slot <= d.Compacted {
@@ -144,6 +146,7 @@ func (r *Replica) Status() Status {
 		Applied:      r.applied,
 		LogEntries:   len(r.log),
 		Compacted:    r.compacted,
+		RebuildTo:    r.rebuildTo,
 		LeaderCommit: max(r.leaderCommit, r.chosen),
 		Members:      slices.Clone(r.members),
 	}
@@ -167,6 +170,11 @@ func (r *Replica) Tick() {
 		r.tickLeader()
 	default:
 		if r.electionElapsed >= r.electionTimeout {
+			if r.rebuilding() {
+				// Its own empty acceptor state would count in its phase 1.
+				r.resetElectionTimer()
+				return
+			}
 			r.campaign()
 		}
 	}

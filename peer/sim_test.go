@@ -20,6 +20,9 @@ type simDisk struct {
 	// compacted: entries up to it are gone, and applies up to it are durable (a
 	// store syncs before it compacts).
 	compacted uint64
+	// rebuildTo: the replica was wiped and is rebuilding (Durable.RebuildTo); kept
+	// on disk so that a crash during the rebuild does not forget it.
+	rebuildTo uint64
 }
 
 // snapshotFetch is a snapshot a replica asked for and has not installed yet.
@@ -49,7 +52,10 @@ type simCluster struct {
 	acked       map[string]uint64      // value → slot at which some replica applied it
 	leaderTerms []Ballot
 	fetches     []snapshotFetch
-	installs    int // snapshots installed, so tests can tell the path was taken
+	installs    int                       // snapshots installed, so tests can tell the path was taken
+	ticks       map[uint64]int            // ticks each replica has taken
+	wiped       map[uint64]map[uint64]int // wiped replica → others' ticks at the wipe
+	rebuilds    int                       // wiped replicas rebuilt
 	trace       []string
 	events      hash.Hash64 // every event of the run, to check that a seed replays exactly
 }
@@ -67,6 +73,8 @@ func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simClus
 		reads:    map[uint64][]ReadState{},
 		acked:    map[string]uint64{},
 		events:   fnv.New64a(),
+		ticks:    map[uint64]int{},
+		wiped:    map[uint64]map[uint64]int{},
 	}
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, uint64(i))
@@ -85,8 +93,8 @@ func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simClus
 func (c *simCluster) fatalf(format string, args ...any) {
 	c.t.Helper()
 	tail := c.trace
-	if len(tail) > 40 {
-		tail = tail[len(tail)-40:]
+	if len(tail) > 60 {
+		tail = tail[len(tail)-60:]
 	}
 	c.t.Fatalf("seed %d, step %d: %s\nreplay: go test ./peer -run %s -sim.seed=%d\nlast events:\n  %s\nreplicas:\n%s",
 		c.seed, c.steps, fmt.Sprintf(format, args...), c.t.Name(), c.seed, bytesJoin(tail), c.dump())
@@ -147,7 +155,7 @@ func (c *simCluster) start(id uint64) {
 	for _, e := range d.entries {
 		entries = append(entries, e)
 	}
-	r, err := New(cfg, Durable{Promised: d.promised, Entries: entries, Applied: d.appliedS, Compacted: d.compacted})
+	r, err := New(cfg, Durable{Promised: d.promised, Entries: entries, Applied: d.appliedS, Compacted: d.compacted, RebuildTo: d.rebuildTo})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -358,6 +366,7 @@ func (c *simCluster) tick(id uint64) {
 	if c.down[id] {
 		return
 	}
+	c.ticks[id]++
 	c.replicas[id].Tick()
 	c.process(id)
 }
@@ -371,6 +380,68 @@ func (c *simCluster) leader() *Replica {
 		}
 	}
 	return best
+}
+
+// wipe crashes replica id and deletes its stable storage, as a lost disk or a
+// deleted data directory would.
+func (c *simCluster) wipe(id uint64) {
+	c.crash(id)
+	c.logf("wipe %d", id)
+	c.disks[id] = &simDisk{entries: map[uint64]Entry{}}
+	for k, h := range c.holders {
+		delete(h, id)
+		if len(h) == 0 {
+			delete(c.holders, k)
+		}
+	}
+	at := map[uint64]int{}
+	for _, o := range c.ids {
+		at[o] = c.ticks[o]
+	}
+	c.wiped[id] = at
+}
+
+// rebuild restarts a wiped replica the way a server does: once every other
+// running replica has ticked through two election timeouts since the wipe (so no
+// candidate still counts a promise, and no leader a vote, from before it), it asks
+// a majority of the others for their promised ballot and highest accepted,
+// applied or rebuild slot (Replica.Inquire), saves the highest ballot as its promise, and starts rebuilding up
+// to the highest slot. It returns false, leaving the replica down, when it must
+// wait.
+func (c *simCluster) rebuild(id uint64) bool {
+	at := c.wiped[id]
+	var others []uint64
+	for _, o := range c.ids {
+		if o == id || c.down[o] {
+			continue
+		}
+		if c.ticks[o]-at[o] < 2*c.cfg.ElectionTicks {
+			return false
+		}
+		others = append(others, o)
+	}
+	need := majority(len(c.ids))
+	if len(c.ids) == 1 {
+		need = 0
+	}
+	if len(others) < need {
+		return false
+	}
+	c.rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	var promised Ballot
+	var highest uint64
+	for _, o := range others[:need] {
+		p, h := c.replicas[o].Inquire()
+		promised = maxBallot(promised, p)
+		highest = max(highest, h)
+	}
+	delete(c.wiped, id)
+	c.disks[id].promised = promised
+	c.disks[id].rebuildTo = highest
+	c.rebuilds++
+	c.logf("rebuild %d: promised %v, rebuild to slot %d", id, promised, highest)
+	c.start(id)
+	return true
 }
 
 // compact compacts replica id's log (memory and disk) up to a random applied slot.
@@ -403,10 +474,10 @@ func (c *simCluster) fetchSnapshot(i int) {
 		c.logf("snapshot %d→%d failed", f.want.From, f.to)
 		return
 	}
+	// The sender's latest state, which may be older than the hint if the sender
+	// lost its storage since: any applied prefix is chosen, so it is still good
+	// if it is newer than the receiver's.
 	index := src.appliedS
-	if index < f.want.Index {
-		c.fatalf("replica %d hinted a snapshot of slot %d but has applied only %d", f.want.From, f.want.Index, index)
-	}
 	if index <= r.applied {
 		c.logf("snapshot %d→%d of slot %d is stale", f.want.From, f.to, index)
 		return

@@ -133,20 +133,30 @@ func (s *Store) Durable() (peer.Durable, error) {
 // LogEntries returns the number of accepted entries stored.
 func (s *Store) LogEntries() int { return int(s.logEntries.Load()) }
 
-// Compact deletes the log entries with slot <= upTo that are also <= the applied
-// slot (an entry not yet applied is never deleted), then syncs.
+// Compacted returns the slot up to which the log has been compacted: no entry at or
+// below it is kept. It is never above Applied.
+func (s *Store) Compacted() uint64 { return s.compacted.Load() }
+
+// Compact deletes the log entries with slot <= upTo and durably records upTo as the
+// compacted slot (which never goes down), then syncs. upTo must not be above the
+// applied slot: an entry not yet applied is never deleted, and asking to fails with
+// ErrNotApplied and changes nothing.
 //
 // Accepting an entry implies promising its ballot, and Durable counts entries'
 // ballots as promises; so that compaction never lowers the promise Durable reports,
-// Compact first raises the stored promise to the highest ballot it deletes, in its
-// own transaction before the deletes.
+// Compact first raises the stored promise to the highest ballot it deletes, in the
+// transaction before the deletes. That transaction also records the compacted slot:
+// a torn write can then leave entries at or below it (the next Compact deletes
+// them), never a compacted slot below an entry already deleted.
 func (s *Store) Compact(upTo uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
 		return err
 	}
-	limit := min(upTo, s.applied.Load())
+	if applied := s.applied.Load(); upTo > applied {
+		return fmt.Errorf("compact %s up to slot %d: %w: applied slot is %d", s.path, upTo, ErrNotApplied, applied)
+	}
 	var (
 		keys    []string
 		highest peer.Ballot
@@ -164,7 +174,7 @@ func (s *Store) Compact(upTo uint64) error {
 			}
 		}
 		var iterErr error
-		err = tx.AscendRange("", prefixLog, logKey(limit+1), func(key, value string) bool {
+		err = tx.AscendRange("", prefixLog, logKey(upTo+1), func(key, value string) bool {
 			r := reader{s: value}
 			b := peer.Ballot{Round: r.uvarint(), ID: r.uvarint()}
 			if r.err != nil {
@@ -183,32 +193,47 @@ func (s *Store) Compact(upTo uint64) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("compact %s up to slot %d: %w", s.path, limit, err)
+		return fmt.Errorf("compact %s up to slot %d: %w", s.path, upTo, err)
 	}
-	if len(keys) == 0 {
+	raise, advance := stored.Less(highest), upTo > s.compacted.Load()
+	if len(keys) == 0 && !advance {
 		return nil
 	}
-	if stored.Less(highest) {
+	if raise || advance {
 		err := s.update("compact", func(tx *buntdb.Tx) error {
-			_, _, err := tx.Set(keyPromised, encodeBallot(highest), nil)
-			return err
+			if raise {
+				if _, _, err := tx.Set(keyPromised, encodeBallot(highest), nil); err != nil {
+					return err
+				}
+			}
+			if advance {
+				if _, _, err := tx.Set(keyCompacted, encodeSlot(upTo), nil); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("compact %s: raise promise to %v: %w", s.path, highest, err)
+			return fmt.Errorf("compact %s up to slot %d: record promise and compacted slot: %w", s.path, upTo, err)
+		}
+		if advance {
+			s.compacted.Store(upTo)
 		}
 	}
-	err = s.update("compact", func(tx *buntdb.Tx) error {
-		for _, k := range keys {
-			if _, err := tx.Delete(k); err != nil {
-				return fmt.Errorf("delete %s: %w", k, err)
+	if len(keys) > 0 {
+		err = s.update("compact", func(tx *buntdb.Tx) error {
+			for _, k := range keys {
+				if _, err := tx.Delete(k); err != nil {
+					return fmt.Errorf("delete %s: %w", k, err)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("compact %s up to slot %d: %w", s.path, upTo, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("compact %s up to slot %d: %w", s.path, limit, err)
+		s.logEntries.Add(-int64(len(keys)))
 	}
-	s.logEntries.Add(-int64(len(keys)))
-	s.logger.Debug("compacted the log", "up_to", limit, "deleted", len(keys))
+	s.logger.Debug("compacted the log", "up_to", upTo, "deleted", len(keys))
 	return s.sync("compact")
 }

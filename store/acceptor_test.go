@@ -183,19 +183,27 @@ func TestCompact(t *testing.T) {
 	}
 	applyT(t, s, entries[:6]...) // applied = 6
 
-	// upTo beyond applied: only applied entries go.
-	if err := s.Compact(8); err != nil {
+	// upTo beyond applied: refused, nothing deleted.
+	if err := s.Compact(8); !errors.Is(err, ErrNotApplied) {
+		t.Fatalf("Compact(8) with applied 6: %v, want ErrNotApplied", err)
+	}
+	if s.LogEntries() != 10 || s.Compacted() != 0 {
+		t.Errorf("refused Compact: LogEntries() = %d, Compacted() = %d; want 10, 0", s.LogEntries(), s.Compacted())
+	}
+	if err := s.Compact(6); err != nil {
 		t.Fatal(err)
 	}
-	if s.LogEntries() != 4 {
-		t.Errorf("LogEntries() = %d after Compact(8) with applied 6, want 4", s.LogEntries())
+	if s.LogEntries() != 4 || s.Compacted() != 6 {
+		t.Errorf("Compact(6): LogEntries() = %d, Compacted() = %d; want 4, 6", s.LogEntries(), s.Compacted())
 	}
-	// upTo below applied.
 	applyT(t, s, entries[6:]...)
 	if err := s.Compact(8); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Compact(8); err != nil { // nothing left to do
+		t.Fatal(err)
+	}
+	if err := s.Compact(3); err != nil { // below the compacted slot: no change
 		t.Fatal(err)
 	}
 	closeT(t, s)
@@ -205,8 +213,21 @@ func TestCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	equalEntries(t, d.Entries, entries[8:])
-	if s.LogEntries() != 2 || d.Applied != 10 {
-		t.Errorf("after reopen: LogEntries() = %d, Applied = %d; want 2, 10", s.LogEntries(), d.Applied)
+	if s.LogEntries() != 2 || d.Applied != 10 || s.Compacted() != 8 {
+		t.Errorf("after reopen: LogEntries() = %d, Applied = %d, Compacted() = %d; want 2, 10, 8",
+			s.LogEntries(), d.Applied, s.Compacted())
+	}
+	// A compacted slot is recorded even when no entry was left to delete.
+	if err := s.Compact(10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(10); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, s)
+	if s = openT(t, dir); s.Compacted() != 10 || s.LogEntries() != 0 {
+		t.Errorf("after Compact(10) and reopen: Compacted() = %d, LogEntries() = %d; want 10, 0",
+			s.Compacted(), s.LogEntries())
 	}
 	// Compaction never lowers the promise derived from entries.
 	if d.Promised != (peer.Ballot{Round: 1, ID: 1}) {

@@ -21,9 +21,10 @@ const (
 	endClient = "c0"
 	endLog    = "l0"
 
-	keyPromised = "m/promised" // highest ballot promised
-	keyApplied  = "m/applied"  // last slot applied to the data
-	keyIntent   = "m/intent"   // the writes of the last Apply, for redo; see apply.go
+	keyPromised  = "m/promised"  // highest ballot promised
+	keyApplied   = "m/applied"   // last slot applied to the data
+	keyIntent    = "m/intent"    // the writes of the last Apply, for redo; see apply.go
+	keyCompacted = "m/compacted" // slot up to which the log was compacted
 )
 
 // digits is the width of a decimal uint64; fixed width keeps slots in numeric order.

@@ -30,6 +30,8 @@ var (
 	ErrInvalidEntry = errors.New("invalid entry")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrNotApplied: Compact was asked to drop log entries that are not applied yet.
+	ErrNotApplied = errors.New("slot not applied yet")
 )
 
 // Options configure Open. The zero value is usable.
@@ -58,6 +60,7 @@ type Store struct {
 
 	// Written with mu held, read without it.
 	applied    atomic.Uint64 // last applied slot
+	compacted  atomic.Uint64 // slot up to which the log was compacted
 	userKeys   atomic.Int64  // number of "d/" keys
 	logEntries atomic.Int64  // number of "l/" keys
 }
@@ -117,8 +120,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	logger.Info("store opened", "applied", s.applied.Load(), "log_entries", s.logEntries.Load(),
-		"keys", s.userKeys.Load())
+	logger.Info("store opened", "applied", s.applied.Load(), "compacted", s.compacted.Load(),
+		"log_entries", s.logEntries.Load(), "keys", s.userKeys.Load())
 	return s, nil
 }
 
@@ -146,28 +149,47 @@ func (s *Store) load() error {
 	if err := s.finishInterruptedApply(); err != nil {
 		return err
 	}
-	err := s.db.View(func(tx *buntdb.Tx) error {
-		applied, err := getSlot(tx, keyApplied)
-		if err != nil {
-			return corruptRecord(keyApplied, err)
-		}
-		s.applied.Store(applied)
-		var n int64
-		if err := tx.AscendRange("", prefixData, endData, func(_, _ string) bool { n++; return true }); err != nil {
-			return fmt.Errorf("count keys: %w", err)
-		}
-		s.userKeys.Store(n)
-		n = 0
-		if err := tx.AscendRange("", prefixLog, endLog, func(_, _ string) bool { n++; return true }); err != nil {
-			return fmt.Errorf("count log entries: %w", err)
-		}
-		s.logEntries.Store(n)
-		return nil
-	})
+	c, err := readCounters(s.db)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
+	s.setCounters(c)
 	return nil
+}
+
+// counters are the figures the store keeps in memory for its readers.
+type counters struct {
+	applied, compacted   uint64
+	userKeys, logEntries int64
+}
+
+func readCounters(db *buntdb.DB) (counters, error) {
+	var c counters
+	err := db.View(func(tx *buntdb.Tx) error {
+		var err error
+		if c.applied, err = getSlot(tx, keyApplied); err != nil {
+			return corruptRecord(keyApplied, err)
+		}
+		if c.compacted, err = getSlot(tx, keyCompacted); err != nil {
+			return corruptRecord(keyCompacted, err)
+		}
+		if err := tx.AscendRange("", prefixData, endData, func(_, _ string) bool { c.userKeys++; return true }); err != nil {
+			return fmt.Errorf("count keys: %w", err)
+		}
+		if err := tx.AscendRange("", prefixLog, endLog, func(_, _ string) bool { c.logEntries++; return true }); err != nil {
+			return fmt.Errorf("count log entries: %w", err)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// setCounters publishes c. mu must be held (or the store not yet shared).
+func (s *Store) setCounters(c counters) {
+	s.applied.Store(c.applied)
+	s.compacted.Store(c.compacted)
+	s.userKeys.Store(c.userKeys)
+	s.logEntries.Store(c.logEntries)
 }
 
 // syncAll fsyncs the file and its directory and, when Open created the directory,

@@ -85,7 +85,7 @@ func (s *Store) savePromised(tx *buntdb.Tx, promised peer.Ballot) error {
 // a torn write can keep an entry while losing the promise written with it.
 func (s *Store) Durable() (peer.Durable, error) {
 	var d peer.Durable
-	err := s.db.View(func(tx *buntdb.Tx) error {
+	err := s.view(func(tx *buntdb.Tx) error {
 		v, err := tx.Get(keyPromised)
 		switch {
 		case errors.Is(err, buntdb.ErrNotFound):

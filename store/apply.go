@@ -365,7 +365,7 @@ func (p *planner) command(slot, index uint64, c command.Command) (Result, error)
 // Get returns the value of a user key.
 func (s *Store) Get(key string) (value []byte, found bool, err error) {
 	var v string
-	err = s.db.View(func(tx *buntdb.Tx) error {
+	err = s.view(func(tx *buntdb.Tx) error {
 		var err error
 		v, err = tx.Get(dataKey(key))
 		if errors.Is(err, buntdb.ErrNotFound) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/ballot-kv/ballot/command"
@@ -65,5 +66,79 @@ func BenchmarkApply(b *testing.B) {
 		if res[0].Duplicate {
 			b.Fatal("benchmark commands must be new writes")
 		}
+	}
+}
+
+// fillKeys applies puts of n distinct keys with 100-byte values, 1000 per slot, each
+// key written `writes` times (later rounds overwrite), by 64 clients.
+func fillKeys(b *testing.B, s *Store, n, writes int) {
+	b.Helper()
+	value := make([]byte, 100)
+	cmds := make([]command.Command, 0, 1000)
+	slot := s.Applied()
+	seq := uint64(0)
+	for round := range writes {
+		for i := 0; i < n; {
+			cmds = cmds[:0]
+			for ; i < n && len(cmds) < cap(cmds); i++ {
+				seq++
+				value[0] = byte(round)
+				cmds = append(cmds, command.Command{ClientID: seq%64 + 1, Seq: seq, Op: command.OpPut,
+					Key: fmt.Sprintf("key-%08d", i), Value: value})
+			}
+			data, err := command.EncodeBatch(cmds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			slot++
+			if _, err := s.Apply([]peer.Entry{{Slot: slot, Kind: peer.KindCommands, Data: data}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkRewrite rewrites a store of 100,000 keys of 100 bytes whose file holds
+// each key written three times.
+func BenchmarkRewrite(b *testing.B) {
+	s := openT(b, b.TempDir())
+	fillKeys(b, s, 100_000, 3)
+	before := s.FileSize()
+	for b.Loop() {
+		if err := s.Rewrite(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(before)/(1<<20), "MB-before")
+	b.ReportMetric(float64(s.FileSize())/(1<<20), "MB-after")
+}
+
+// BenchmarkOpen opens a store of 100,000 keys of 100 bytes, each written three
+// times, before and after a Rewrite.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	s := openT(b, dir)
+	fillKeys(b, s, 100_000, 3)
+	closeT(b, s)
+	for _, rewrite := range []bool{false, true} {
+		if rewrite {
+			s := openT(b, dir)
+			if err := s.Rewrite(); err != nil {
+				b.Fatal(err)
+			}
+			closeT(b, s)
+		}
+		b.Run(map[bool]string{false: "history", true: "rewritten"}[rewrite], func(b *testing.B) {
+			for b.Loop() {
+				s, err := Open(dir, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(fileSize(b, filepath.Join(dir, FileName)))/(1<<20), "MB-file")
+		})
 	}
 }

@@ -19,13 +19,18 @@ import (
 //
 // Anything else that is not a well-formed record is left to buntdb, which drops an
 // incomplete last record and rejects everything else as invalid.
-func checkFile(path string) error {
+//
+// When the file ends in NUL bytes after its last complete record, checkFile returns
+// the offset where they start (else -1). buntdb appends at that offset, over the NUL
+// bytes, so the file's length is not where the next write goes; Open cuts them off,
+// so that the two agree again (Rewrite relies on it).
+func checkFile(path string) (nulTail int64, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return -1, nil
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
+		return -1, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<16)
@@ -34,10 +39,10 @@ func checkFile(path string) error {
 	for {
 		c, err := r.ReadByte()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return nulAt, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+			return -1, fmt.Errorf("read %s: %w", path, err)
 		}
 		if c == 0 {
 			if nulAt < 0 {
@@ -50,12 +55,12 @@ func checkFile(path string) error {
 		n, err := skipRecord(r)
 		if err != nil {
 			if errors.Is(err, errNotRecord) {
-				return nil // for buntdb to judge
+				return -1, nil // for buntdb to judge
 			}
-			return fmt.Errorf("read %s: %w", path, err)
+			return -1, fmt.Errorf("read %s: %w", path, err)
 		}
 		if nulAt >= 0 {
-			return fmt.Errorf("open %s: %w: %d NUL bytes at offset %d precede a record at offset %d "+
+			return -1, fmt.Errorf("open %s: %w: %d NUL bytes at offset %d precede a record at offset %d "+
 				"(part of the file was never written)", path, ErrCorrupt, off-nulAt, nulAt, off)
 		}
 		off += n

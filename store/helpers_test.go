@@ -80,6 +80,19 @@ func state(t testing.TB, s *Store) map[string]string {
 	return m
 }
 
+// records returns every record of the store's buntdb, whatever its prefix.
+func records(t testing.TB, s *Store) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := s.view(func(tx *buntdb.Tx) error {
+		return tx.Ascend("", func(k, v string) bool { m[k] = v; return true })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func equalState(t testing.TB, got, want map[string]string) {
 	t.Helper()
 	for k, w := range want {

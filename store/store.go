@@ -15,6 +15,11 @@ import (
 // FileName is the name of the store's file in its directory.
 const FileName = "ballot.db"
 
+// tmpFileName is the name of the file Rewrite, InstallSnapshot and Restore build
+// before renaming it to FileName. It is complete only once renamed; one left behind
+// by a crash is removed by Open.
+const tmpFileName = FileName + ".tmp"
+
 // Errors returned by the store, wrapped with the file's path (and slot where one is
 // involved); check them with errors.Is.
 var (
@@ -37,26 +42,44 @@ var (
 // Options configure Open. The zero value is usable.
 type Options struct {
 	// Logger receives one line per event worth knowing (opened, incomplete last
-	// write dropped, interrupted apply completed, disk failure). Nil discards.
+	// write dropped, interrupted apply completed, file rewritten, snapshot
+	// installed, disk failure). Nil discards.
 	Logger *slog.Logger
 }
 
 // Store is a replica's durable state in one buntdb file. All methods are safe for
-// concurrent use; Save, Apply, Compact and Close run one at a time.
+// concurrent use; Save, Apply, Compact and Close run one at a time, and Rewrite and
+// InstallSnapshot one at a time, holding those back only at their start and end.
 type Store struct {
 	path   string
 	logger *slog.Logger
-	db     *buntdb.DB // safe for concurrent use on its own
 
-	// mu serialises the writers (Save, Apply, Compact, Close), so that each starts
-	// from the state the previous one left and the descriptor is never closed under
-	// an fsync. It guards file, failed and closed.
+	// mu serialises the writers (Save, Apply, Compact, Close, and the last step of
+	// Rewrite and InstallSnapshot), so that each starts from the state the previous
+	// one left and the descriptor is never closed under an fsync. It guards file,
+	// failed and closed.
 	mu sync.Mutex
 	// file is a second descriptor of path, used only to fsync it: buntdb ignores
 	// fsync errors, and an fsync through any descriptor flushes the file.
 	file   *os.File
 	failed error // the first write or fsync failure, wrapping ErrDiskFailed
 	closed bool
+
+	// dbMu guards db, which Rewrite and InstallSnapshot replace. db is written with
+	// both mu and dbMu held, so a writer holding mu reads it freely; readers take
+	// dbMu for reading around each use (see view). buntdb.DB itself is safe for
+	// concurrent use.
+	dbMu sync.RWMutex
+	db   *buntdb.DB
+
+	// rewriteMu lets one Rewrite or InstallSnapshot run at a time; it guards the
+	// temporary file. It is taken before mu, never after.
+	rewriteMu sync.Mutex
+	// beforeSwap, when set (by tests), runs after a rewrite has built and loaded
+	// the new file and before it takes mu to catch up and rename: a point where a
+	// crash leaves the temporary file behind and where writers run concurrently.
+	// An error from it abandons the rewrite.
+	beforeSwap func(tmp string) error
 
 	// Written with mu held, read without it.
 	applied    atomic.Uint64 // last applied slot
@@ -85,11 +108,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		createdDir = true
 	}
+	tmp := filepath.Join(dir, tmpFileName)
+	if err := os.Remove(tmp); err == nil {
+		logger.Warn("removed the unfinished file of an interrupted rewrite or snapshot install", "file", tmp)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open %s: remove %s: %w", path, tmp, err)
+	}
 	sizeBefore := int64(-1)
 	if fi, err := os.Stat(path); err == nil {
 		sizeBefore = fi.Size()
 	}
-	if err := checkFile(path); err != nil {
+	nulTail, err := checkFile(path)
+	if err != nil {
 		return nil, err
 	}
 
@@ -108,6 +138,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if fi, err := f.Stat(); err == nil && sizeBefore > fi.Size() {
 		logger.Warn("dropped an incomplete last write", "bytes", sizeBefore-fi.Size())
+	}
+	if nulTail >= 0 {
+		// buntdb writes next at nulTail, over the NUL bytes; cut them so that the
+		// file's length is where the next record goes.
+		if err := f.Truncate(nulTail); err != nil {
+			_ = f.Close()
+			_ = db.Close()
+			return nil, fmt.Errorf("open %s: cut NUL bytes after the last record: %w", path, err)
+		}
+		logger.Info("cut NUL bytes after the last record", "bytes", sizeBefore-nulTail)
 	}
 	s := &Store{path: path, logger: logger, db: db, file: f}
 	if err := s.load(); err != nil {
@@ -251,6 +291,25 @@ func (s *Store) Close() error {
 
 // Path returns the path of the store's file.
 func (s *Store) Path() string { return s.path }
+
+// FileSize returns the size of the store's file in bytes (0 if it cannot be read).
+// buntdb appends every change, so it grows with the history, not the data; Rewrite
+// brings it back to the size of the live records.
+func (s *Store) FileSize() int64 {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// view runs fn in a read-only transaction of the current buntdb file. Readers use it
+// rather than s.db, which a rewrite replaces.
+func (s *Store) view(fn func(tx *buntdb.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db.View(fn)
+}
 
 // usable returns why the store may not be written, if it may not. mu must be held.
 func (s *Store) usable() error {

@@ -98,6 +98,48 @@ func fillKeys(b *testing.B, s *Store, n, writes int) {
 	}
 }
 
+// BenchmarkWriteSnapshot writes a snapshot of 100,000 keys of 100 bytes (about 13 MB
+// with the keys and de-duplication records), fsync included.
+func BenchmarkWriteSnapshot(b *testing.B) {
+	s := openT(b, b.TempDir())
+	fillKeys(b, s, 100_000, 1)
+	path := filepath.Join(b.TempDir(), "snap")
+	b.ReportAllocs()
+	for b.Loop() {
+		info, err := s.WriteSnapshot(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(info.Size)
+	}
+}
+
+// BenchmarkInstallSnapshot installs a snapshot of 100,000 keys into an empty store:
+// verify, build, load, swap.
+func BenchmarkInstallSnapshot(b *testing.B) {
+	src := openT(b, b.TempDir())
+	fillKeys(b, src, 100_000, 1)
+	info, err := src.WriteSnapshot(filepath.Join(b.TempDir(), "snap"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(info.Size)
+	for b.Loop() {
+		b.StopTimer()
+		s, err := Open(b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := s.InstallSnapshot(info.Path); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		_ = s.Close()
+		b.StartTimer()
+	}
+}
+
 // BenchmarkRewrite rewrites a store of 100,000 keys of 100 bytes whose file holds
 // each key written three times.
 func BenchmarkRewrite(b *testing.B) {

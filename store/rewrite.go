@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tidwall/buntdb"
+
+	"github.com/ballot-kv/ballot/peer"
 )
 
 // Rewrite, InstallSnapshot and Restore build a complete new buntdb file beside the
@@ -106,6 +108,242 @@ func (s *Store) Rewrite() error {
 	s.logger.Info("rewrote the file", "bytes_before", before, "bytes_after", s.FileSize(),
 		"took", time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// InstallSnapshot replaces the store's state machine with the snapshot at path,
+// which must verify (ReadSnapshotInfo) and hold a slot above the applied slot (else
+// ErrStaleSnapshot); otherwise nothing changes. Afterwards the store holds the
+// snapshot's data and de-duplication records, applied slot = compacted slot = the
+// snapshot's slot, no Apply intent, and of the acceptor's state: the same promise
+// and the accepted entries above the snapshot's slot. Entries at or below it are
+// dropped, after their ballots are counted into the stored promise (as Compact
+// does), so the promise Durable reports never goes down.
+//
+// The change is made by a rewrite of the file (see Rewrite), so it is atomic with
+// respect to crashes: a crash leaves the old state or the new one. Writers may run
+// meanwhile: what Save and Compact write to the acceptor's records carries over;
+// what Apply writes is superseded by the snapshot. If an Apply reaches the
+// snapshot's slot first, InstallSnapshot fails with ErrStaleSnapshot.
+func (s *Store) InstallSnapshot(path string) (SnapshotInfo, error) {
+	s.rewriteMu.Lock()
+	defer s.rewriteMu.Unlock()
+	started := time.Now()
+	tmp := s.tmpPath()
+	fb, err := createFile(tmp)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("install snapshot %s into %s: %w", path, s.path, err)
+	}
+	info, err := readSnapshot(path, fb.setBytes)
+	if err != nil {
+		fb.abort()
+		return SnapshotInfo{}, fmt.Errorf("install snapshot into %s: %w", s.path, err)
+	}
+	stale := func() error {
+		if applied := s.applied.Load(); info.Index <= applied {
+			return fmt.Errorf("install snapshot %s at slot %d into %s: %w: applied slot is %d",
+				path, info.Index, s.path, ErrStaleSnapshot, applied)
+		}
+		return nil
+	}
+	if err := stale(); err != nil {
+		fb.abort()
+		return SnapshotInfo{}, err
+	}
+
+	var (
+		promised peer.Ballot
+		kept     []record
+	)
+	offset, err := s.capture("install snapshot", func(tx *buntdb.Tx) error {
+		v, err := tx.Get(keyPromised)
+		switch {
+		case errors.Is(err, buntdb.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			if promised, err = decodeBallot(v); err != nil {
+				return corruptRecord(keyPromised, err)
+			}
+		}
+		var iterErr error
+		err = tx.AscendRange("", prefixLog, endLog, func(k, v string) bool {
+			slot, b, err := entryBallot(k, v)
+			if err != nil {
+				iterErr = err
+				return false
+			}
+			if promised.Less(b) {
+				promised = b
+			}
+			if slot > info.Index {
+				kept = append(kept, record{k, v})
+			}
+			return true
+		})
+		if iterErr != nil {
+			return iterErr
+		}
+		return err
+	})
+	if err != nil {
+		fb.abort()
+		return SnapshotInfo{}, err
+	}
+	if !promised.IsZero() {
+		kept = append(kept, record{keyPromised, encodeBallot(promised)})
+	}
+	kept = append(kept, record{keyApplied, encodeSlot(info.Index)}, record{keyCompacted, encodeSlot(info.Index)})
+	for _, r := range kept {
+		if err := fb.set(r.key, r.val); err != nil {
+			fb.abort()
+			return SnapshotInfo{}, fmt.Errorf("install snapshot into %s: %w", s.path, err)
+		}
+	}
+	if err := fb.finish(); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("install snapshot into %s: %w", s.path, err)
+	}
+
+	err = s.swap(swapPlan{
+		op:     "install snapshot",
+		tmp:    tmp,
+		offset: offset,
+		check:  stale,
+		replay: func(tx *buntdb.Tx, ops []tailOp) error {
+			return replayAcceptor(tx, ops, info.Index, promised)
+		},
+		counters: func(db *buntdb.DB) (counters, error) {
+			c, err := readCounters(db)
+			if err == nil && (c.applied != info.Index || c.userKeys != info.Keys) {
+				err = fmt.Errorf("new file holds %+v, snapshot has slot %d and %d keys", c, info.Index, info.Keys)
+			}
+			return c, err
+		},
+	})
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	s.logger.Info("installed a snapshot", "file", path, "slot", info.Index, "keys", info.Keys,
+		"log_entries", s.logEntries.Load(), "took", time.Since(started).Round(time.Millisecond))
+	return info, nil
+}
+
+// replayAcceptor carries what Save and Compact wrote during an InstallSnapshot over
+// to the new file: promises, and entries above the snapshot's slot. An entry at or
+// below it is not kept, but its ballot counts as a promise. Everything else those
+// writers and Apply wrote (data, de-duplication records, the applied and compacted
+// slots, the intent) the snapshot supersedes.
+func replayAcceptor(tx *buntdb.Tx, ops []tailOp, index uint64, promised peer.Ballot) error {
+	highest := promised
+	for _, op := range ops {
+		switch {
+		case op.key == keyPromised && !op.del:
+			b, err := decodeBallot(op.val)
+			if err != nil {
+				return corruptRecord(op.key, err)
+			}
+			if highest.Less(b) {
+				highest = b
+			}
+		case strings.HasPrefix(op.key, prefixLog):
+			slot, err := slotOfLogKey(op.key)
+			if err != nil {
+				return corruptRecord(op.key, err)
+			}
+			if slot > index {
+				if err := op.do(tx); err != nil {
+					return err
+				}
+				continue
+			}
+			if op.del {
+				continue
+			}
+			_, b, err := entryBallot(op.key, op.val)
+			if err != nil {
+				return err
+			}
+			if highest.Less(b) {
+				highest = b
+			}
+		}
+	}
+	if promised.Less(highest) {
+		if _, _, err := tx.Set(keyPromised, encodeBallot(highest), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entryBallot decodes the slot and ballot of a log record.
+func entryBallot(key, val string) (uint64, peer.Ballot, error) {
+	slot, err := slotOfLogKey(key)
+	if err != nil {
+		return 0, peer.Ballot{}, corruptRecord(key, err)
+	}
+	e, err := decodeEntry(slot, val)
+	if err != nil {
+		return 0, peer.Ballot{}, fmt.Errorf("slot %d: %w", slot, corruptRecord(key, err))
+	}
+	return slot, e.Ballot, nil
+}
+
+// Restore creates a store in dir from the snapshot at path, for disaster recovery:
+// its data and de-duplication records, applied slot = compacted slot = the
+// snapshot's slot, no promise and an empty log. The snapshot is verified first. dir
+// is created if needed; if it already holds a store file, Restore refuses and names
+// it. The file is fsync'd, renamed into place and the directory fsync'd, so after
+// Restore returns, Open(dir) finds the restored store even after a crash; a crash
+// before leaves no store file (only a temporary one, which Open removes).
+//
+// Restore must not run while a server uses dir.
+func Restore(dir, path string) (SnapshotInfo, error) {
+	file := filepath.Join(dir, FileName)
+	if _, err := os.Lstat(file); err == nil {
+		return SnapshotInfo{}, fmt.Errorf("restore %s from %s: %w: a store file is already there", file, path, os.ErrExist)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return SnapshotInfo{}, fmt.Errorf("restore %s from %s: %w", file, path, err)
+	}
+	createdDir := false
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return SnapshotInfo{}, fmt.Errorf("restore %s from %s: %w", file, path, err)
+		}
+		createdDir = true
+	}
+	tmp := filepath.Join(dir, tmpFileName)
+	fb, err := createFile(tmp)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("restore %s from %s: %w", file, path, err)
+	}
+	info, err := readSnapshot(path, fb.setBytes)
+	if err == nil {
+		err = fb.set(keyApplied, encodeSlot(info.Index))
+	}
+	if err == nil {
+		err = fb.set(keyCompacted, encodeSlot(info.Index))
+	}
+	if err != nil {
+		fb.abort()
+		return SnapshotInfo{}, fmt.Errorf("restore %s: %w", file, err)
+	}
+	if err := fb.finish(); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("restore %s: %w", file, err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		_ = os.Remove(tmp)
+		return SnapshotInfo{}, fmt.Errorf("restore %s: %w", file, err)
+	}
+	dirs := []string{dir}
+	if createdDir {
+		dirs = append(dirs, filepath.Dir(dir))
+	}
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return SnapshotInfo{}, fmt.Errorf("restore %s: fsync directory %s: %w", file, d, err)
+		}
+	}
+	return info, nil
 }
 
 // record is one buntdb key and value. The strings are buntdb's own (Go strings are

@@ -206,12 +206,20 @@ func TestRewriteAfterTrailingNULBytes(t *testing.T) {
 // behind, complete or cut short, as a crash before the rename would: Open must
 // remove it and open the old state.
 func TestCrashBeforeRenameKeepsOldState(t *testing.T) {
+	src := sourceStore(t)
+	var noops []peer.Entry
+	for slot := uint64(11); slot <= 400; slot++ { // above the history's slots
+		noops = append(noops, noopEntry(slot))
+	}
+	applyT(t, src, noops...)
+	snap := writeSnapshotT(t, src)
 	errCrash := errors.New("crash")
 	tests := []struct {
 		name string
 		run  func(s *Store) error
 	}{
 		{"rewrite", func(s *Store) error { return s.Rewrite() }},
+		{"install", func(s *Store) error { _, err := s.InstallSnapshot(snap.Path); return err }},
 	}
 	for _, tt := range tests {
 		for _, cut := range []bool{false, true} {
@@ -267,6 +275,7 @@ func TestCrashBeforeRenameKeepsOldState(t *testing.T) {
 }
 
 func TestRewriteRefusedWhenStopped(t *testing.T) {
+	snap := writeSnapshotT(t, sourceStore(t))
 	s := openT(t, t.TempDir())
 	applyT(t, s, commandsEntry(t, 1, put(1, 1, "k", "v")))
 	// Closed while the new file is built: the rewrite gives up.
@@ -281,6 +290,12 @@ func TestRewriteRefusedWhenStopped(t *testing.T) {
 	if err := s.Rewrite(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Rewrite after Close: %v", err)
 	}
+	if _, err := s.InstallSnapshot(snap.Path); !errors.Is(err, ErrClosed) {
+		t.Errorf("InstallSnapshot after Close: %v", err)
+	}
+	if _, err := s.WriteSnapshot(filepath.Join(t.TempDir(), "snap")); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteSnapshot after Close: %v", err)
+	}
 
 	s = openT(t, t.TempDir())
 	if err := s.file.Close(); err != nil { // the next fsync fails
@@ -291,6 +306,9 @@ func TestRewriteRefusedWhenStopped(t *testing.T) {
 	}
 	if err := s.Rewrite(); !errors.Is(err, ErrDiskFailed) {
 		t.Errorf("Rewrite after a disk failure: %v", err)
+	}
+	if _, err := s.InstallSnapshot(snap.Path); !errors.Is(err, ErrDiskFailed) {
+		t.Errorf("InstallSnapshot after a disk failure: %v", err)
 	}
 }
 

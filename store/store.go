@@ -37,6 +37,9 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrNotApplied: Compact was asked to drop log entries that are not applied yet.
 	ErrNotApplied = errors.New("slot not applied yet")
+	// ErrStaleSnapshot: InstallSnapshot was given a snapshot whose slot is not above
+	// the applied slot; installing it would move the state back.
+	ErrStaleSnapshot = errors.New("snapshot is not newer than the applied slot")
 )
 
 // Options configure Open. The zero value is usable.

@@ -1,15 +1,17 @@
 // Package store keeps a replica's durable state in one buntdb file, <dir>/ballot.db:
 // the acceptor's promised ballot and accepted log entries, the key-value data, the
-// applied slot and the client de-duplication table.
+// applied slot and the client de-duplication table. It also writes and installs
+// snapshots of the state machine, and rewrites its file so that disk and memory
+// stay bounded by the data rather than by the history.
 //
 // # Layout
 //
 // Each kind of record has its own key prefix, so user keys cannot collide with the
 // replica's records: "d/"+key holds a user value, "c/"+client id the client's
 // de-duplication record, "l/"+slot (20 digits) one accepted log entry, and
-// "m/promised", "m/applied" and "m/intent" the promise, the applied slot and the
-// redo record of the last Apply. Values are compact binary (uvarints); keys and
-// values may hold any bytes.
+// "m/promised", "m/applied", "m/compacted" and "m/intent" the promise, the applied
+// slot, the slot up to which the log was compacted and the redo record of the last
+// Apply. Values are compact binary (uvarints); keys and values may hold any bytes.
 //
 // # Durability
 //
@@ -21,13 +23,15 @@
 //     the acceptor's durability point: nothing may be sent that depends on a promise
 //     or an accepted entry before Save returns. One Save per batch of work is group
 //     commit: one write and one fsync however many entries it carries.
-//   - Compact deletes and syncs.
+//   - Compact records the compacted slot, deletes and syncs.
 //   - Apply writes but does not sync; its writes become durable with the next Save
 //     or Compact, or Close. Its input is chosen entries, which can always be had
 //     again: a crash can lose the last Applies, but the applied slot goes with them
 //     (it is written after the data, see below), so the replica applies those slots
 //     again. A crash never loses a promise or an accepted entry this way.
 //   - Open syncs the file and its directory, so the file exists after a crash.
+//   - Rewrite, InstallSnapshot and Restore build a new file, sync it, rename it over
+//     ballot.db and sync the directory; WriteSnapshot does the same with its file.
 //
 // A failed write or fsync stops the store: every later Save, Apply and Compact
 // returns the same error, wrapping ErrDiskFailed. After a failed fsync Linux may have
@@ -62,7 +66,7 @@
 //
 // Files with NUL bytes before a complete record (blocks a crash left unwritten while
 // later ones were written) are refused too: buntdb would load them but then append
-// at the wrong offset.
+// at the wrong offset. NUL bytes after the last record are cut off by Open.
 //
 // # De-duplication
 //
@@ -74,7 +78,37 @@
 // # Memory and disk
 //
 // buntdb keeps every key in memory as well as on disk, so log entries must be
-// compacted (Compact) once the state they lead to is safe elsewhere. The intent of
-// the last Apply stays until the next one replaces it. The file only grows; buntdb's
-// Shrink is not used because it does not sync the rewritten file or its directory.
+// compacted (Compact) once the state they lead to is safe elsewhere: in the store's
+// own data (it is applied) or, for a peer that lags behind, in a snapshot. Compact
+// refuses slots not yet applied, and records the compacted slot before it deletes,
+// so the slot it reports is never below an entry already gone. The intent of the
+// last Apply stays until the next one replaces it.
+//
+// buntdb appends every change to the file, so the file grows with the history, not
+// the data. Rewrite replaces it with one holding only the live records. It builds
+// the new file, ballot.db.tmp, from one read transaction and loads it while the
+// store carries on; then, holding the writers back, it copies over what the old
+// file gained meanwhile (whole records, as each writer's transaction is one write),
+// syncs it, renames it over ballot.db and syncs the directory. A crash leaves the
+// old file or the new one, each whole; Open removes a temporary file a crash left
+// behind. buntdb's own Shrink is not used because it does not sync the rewritten
+// file or its directory. While the new file loads, memory holds two copies of the
+// index.
+//
+// # Snapshots
+//
+// WriteSnapshot writes the state machine at the applied slot (data, de-duplication
+// records, the applied and compacted slots; never the promise or the log) to a file
+// of its own format: a versioned header, length-prefixed records in key order and a
+// SHA-256 trailer over everything before it, so that a torn, cut or altered file is
+// refused (ErrCorrupt) before anything is taken from it. SnapshotInfo.Sum, the
+// SHA-256 of the whole file, lets a receiver check a file it assembled.
+//
+// InstallSnapshot replaces the state machine with a snapshot newer than the applied
+// slot by the same rewrite, so it is atomic with respect to crashes. It keeps the
+// acceptor's promise (raised to the ballot of every entry it drops, as Compact does:
+// a promise is never forgotten) and the accepted entries above the snapshot's slot.
+// Restore creates a new store directory from a snapshot, for disaster recovery.
+// Digest hashes the user data, so that replicas at the same applied slot can be
+// compared.
 package store

@@ -99,6 +99,12 @@ func (s *Store) Durable() (peer.Durable, error) {
 		if d.Applied, err = getSlot(tx, keyApplied); err != nil {
 			return corruptRecord(keyApplied, err)
 		}
+		if d.Compacted, err = getSlot(tx, keyCompacted); err != nil {
+			return corruptRecord(keyCompacted, err)
+		}
+		if d.RebuildTo, err = getSlot(tx, keyRebuild); err != nil {
+			return corruptRecord(keyRebuild, err)
+		}
 		var iterErr error
 		err = tx.AscendRange("", prefixLog, endLog, func(key, value string) bool {
 			slot, err := slotOfLogKey(key)
@@ -236,4 +242,30 @@ func (s *Store) Compact(upTo uint64) error {
 	}
 	s.logger.Debug("compacted the log", "up_to", upTo, "deleted", len(keys))
 	return s.sync("compact")
+}
+
+// SetRebuildTo records durably (fsync) that this replica lost its storage and
+// rebuilds it up to slot (peer.Durable.RebuildTo); 0 ends the rebuild. Durable
+// reports it, so a crash during the rebuild does not forget it.
+func (s *Store) SetRebuildTo(slot uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	err := s.update("rebuild", func(tx *buntdb.Tx) error {
+		if slot == 0 {
+			_, err := tx.Delete(keyRebuild)
+			if errors.Is(err, buntdb.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		_, _, err := tx.Set(keyRebuild, encodeSlot(slot), nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.sync("rebuild")
 }

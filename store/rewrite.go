@@ -155,6 +155,9 @@ func (s *Store) InstallSnapshot(path string) (SnapshotInfo, error) {
 		kept     []record
 	)
 	offset, err := s.capture("install snapshot", func(tx *buntdb.Tx) error {
+		if v, err := tx.Get(keyRebuild); err == nil {
+			kept = append(kept, record{keyRebuild, v}) // the rebuild goes on
+		}
 		v, err := tx.Get(keyPromised)
 		switch {
 		case errors.Is(err, buntdb.ErrNotFound):
@@ -236,6 +239,10 @@ func replayAcceptor(tx *buntdb.Tx, ops []tailOp, index uint64, promised peer.Bal
 	highest := promised
 	for _, op := range ops {
 		switch {
+		case op.key == keyRebuild:
+			if err := op.do(tx); err != nil {
+				return err
+			}
 		case op.key == keyPromised && !op.del:
 			b, err := decodeBallot(op.val)
 			if err != nil {

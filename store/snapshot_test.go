@@ -385,3 +385,41 @@ func TestDigest(t *testing.T) {
 		t.Errorf("Digest after Close: %v", err)
 	}
 }
+
+// The rebuild slot of a replica that lost its storage survives a snapshot
+// install, a rewrite and a reopen, and reaches Durable with the compacted slot.
+func TestRebuildToSurvivesInstallAndRewrite(t *testing.T) {
+	src := sourceStore(t)
+	info := writeSnapshotT(t, src)
+
+	dir := t.TempDir()
+	dst := openT(t, dir)
+	if err := dst.SetRebuildTo(info.Index + 50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.InstallSnapshot(info.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, dst)
+	dst = openT(t, dir)
+	d, err := dst.Durable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.RebuildTo != info.Index+50 || d.Compacted != info.Index || d.Applied != info.Index {
+		t.Fatalf("durable after install, rewrite, reopen: rebuild %d compacted %d applied %d; want %d, %d, %d",
+			d.RebuildTo, d.Compacted, d.Applied, info.Index+50, info.Index, info.Index)
+	}
+	if err := dst.SetRebuildTo(0); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, dst)
+	dst = openT(t, dir)
+	if d, err := dst.Durable(); err != nil || d.RebuildTo != 0 {
+		t.Fatalf("rebuild slot after it was cleared: %d, %v", d.RebuildTo, err)
+	}
+	closeT(t, dst)
+}

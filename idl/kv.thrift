@@ -56,7 +56,7 @@ exception Unavailable {
 exception InvalidArgument {
   /** Says what is wrong, naming the limit that was exceeded. */
   1: string message
-  /** Which argument: "key", "value", "client_id", "seq" or "consistency". */
+  /** Which argument: "key", "value", "client_id", "seq", "consistency", or backup's "index", "offset" or "max_bytes". */
   2: string field
   /** The limit in bytes that was exceeded, or 0. */
   3: i64 limit
@@ -120,6 +120,44 @@ struct ReplicaStatus {
   10: i64 keys
   /** Members of the configuration this replica follows. */
   11: list<i64> members
+  /** Applied slot of this replica's latest snapshot of its store, 0 if it has none. */
+  12: i64 snapshot_index
+  /** Log entries up to this slot have been discarded (they are in the snapshot); 0 if none. */
+  13: i64 compacted
+  /** Bytes of this replica's data directory (log, store and snapshots). */
+  14: i64 disk_bytes
+}
+
+/**
+ * A fingerprint of one replica's store at one applied slot. Replicas that have
+ * applied the same slot hold the same keys and values, so their digests at that
+ * slot are equal; different digests at the same slot mean the replicas diverged.
+ */
+struct Digest {
+  /** The applied slot the digest was taken at. */
+  1: i64 applied
+  /** Number of keys in the store at that slot. */
+  2: i64 keys
+  /**
+   * SHA-256 (32 bytes) over every key and its value at that slot, keys in ascending
+   * byte order, each key and each value written as its length in bytes (8 bytes,
+   * big-endian) followed by its bytes.
+   */
+  3: binary sha256
+}
+
+/** Part of a snapshot taken for backup: a file holding the store as of one applied slot. */
+struct BackupChunk {
+  /** Applied slot the snapshot holds; pass it to the next backup call. */
+  1: i64 index
+  /** Size of the whole snapshot file in bytes. */
+  2: i64 size
+  /** SHA-256 (32 bytes) of the whole file; check it once every chunk is written. */
+  3: binary checksum
+  /** Where data begins in the file: the offset that was asked for. */
+  4: i64 offset
+  /** The file's bytes from offset on, at most max_bytes of them; empty only at the end of the file. */
+  5: binary data
 }
 
 /**
@@ -192,4 +230,38 @@ service KV {
 
   /** This replica's status; answered locally by every replica, leader or not. */
   ReplicaStatus status()
+
+  /**
+   * A digest of this replica's store at its applied slot, taken from a consistent
+   * view; answered locally by every replica, leader or not. Compare the digests of
+   * replicas at the same applied slot to check that they hold the same data.
+   *
+   * Throws Unavailable when the replica cannot read its store now (it is starting
+   * or stopping): retry later or ask another replica.
+   */
+  Digest digest()
+    throws (1: Unavailable unavailable)
+
+  /**
+   * Reads a backup of this replica's store, one chunk per call; answered locally by
+   * every replica, leader or not (ask the leader for the most recent data). Index 0
+   * and offset 0 asks the replica to take a fresh consistent snapshot now and returns
+   * its first chunk. Later calls go to the same replica with the returned index and
+   * the offset after the bytes received so far, until size bytes have arrived; then
+   * check the SHA-256 of the whole against checksum.
+   *
+   * Throws Unavailable when the replica could not take a snapshot, or no longer
+   * holds the one asked for (it may keep only its latest): start again with index 0.
+   * InvalidArgument for a negative index or offset, an offset beyond the file, an
+   * offset other than 0 with index 0, or max_bytes below 1 (final; field names the
+   * argument).
+   */
+  BackupChunk backup(
+    /** 0 to take a new snapshot; otherwise the index the first chunk returned. */
+    1: i64 index,
+    /** Byte offset to read from: 0 with index 0, then the bytes received so far. */
+    2: i64 offset,
+    /** Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES. */
+    3: i32 max_bytes)
+    throws (1: Unavailable unavailable, 2: InvalidArgument invalid)
 }

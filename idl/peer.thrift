@@ -6,7 +6,9 @@
  *
  * Names follow the Paxos papers: prepare/Promise is phase 1 (P1a/P1b), accept/Accepted
  * is phase 2 (P2a/P2b), execute is the commit notice (P3) that also carries chosen
- * entries to a replica that missed them.
+ * entries to a replica that missed them. fetch_snapshot is not part of Paxos: it
+ * copies a replica's snapshot of its store, in chunks, to a replica that needs log
+ * entries the other has already discarded.
  *
  * An acceptor writes its promise and every accepted entry to disk (fsync) before it
  * answers.
@@ -121,6 +123,36 @@ struct Executed {
   2: i64 chosen
 }
 
+/**
+ * A request for part of a replica's snapshot file. A transfer starts with index 0 and
+ * offset 0, then asks for the index the first chunk named, at the offset after the
+ * bytes received so far, until it holds size bytes.
+ */
+struct SnapshotRequest {
+  1: i64 sender
+  /** The snapshot being fetched: 0 for the replica's latest; otherwise the index of a transfer being resumed. */
+  2: i64 index
+  /** Byte offset to read from; 0 when index is 0. */
+  3: i64 offset
+  /** Most bytes to return, at least 1 (the server may return fewer; it caps it at 4 MiB). */
+  4: i32 max_bytes
+}
+
+/** Part of a snapshot file, and what the receiver needs to check the whole. */
+struct SnapshotChunk {
+  1: i64 sender
+  /** Applied slot the snapshot holds; 0 when the replica has no snapshot to give. When it differs from the requested index the transfer restarts at offset 0 of this snapshot. */
+  2: i64 index
+  /** Size of the whole snapshot file in bytes. */
+  3: i64 size
+  /** SHA-256 of the whole file (32 bytes; empty when index is 0); the receiver checks it before using the file. */
+  4: binary checksum
+  /** Where data begins in the file: the requested offset, or 0 when the transfer restarts. */
+  5: i64 offset
+  /** The file's bytes from offset on, at most max_bytes of them; empty only at the end of the file. */
+  6: binary data
+}
+
 service Peer {
   /** Phase 1: promise to ignore ballots lower than req.ballot; report accepted entries. */
   Promise prepare(1: PrepareRequest req)
@@ -128,4 +160,11 @@ service Peer {
   Accepted accept(1: AcceptRequest req)
   /** Learn chosen entries and the commit point. */
   Executed execute(1: ExecuteRequest req)
+  /**
+   * Read part of a snapshot of the replica's store, for a replica whose next log
+   * entries were discarded here. Answered from files on disk; changes nothing. A
+   * replica replaces a snapshot when it takes a newer one, so a transfer that is
+   * resumed may be told to start again on the newer one (see SnapshotChunk.index).
+   */
+  SnapshotChunk fetch_snapshot(1: SnapshotRequest req)
 }

@@ -155,5 +155,19 @@ func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 		LogEntries: int64(h.store.LogEntries()),
 		Keys:       int64(h.store.Keys()),
 		Members:    members,
+		// Snapshots, compaction and disk usage are not reported yet: 0.
+		SnapshotIndex: 0,
+		Compacted:     0,
+		DiskBytes:     0,
 	}, nil
+}
+
+// Digest is not served yet; clients are told to try again later.
+func (h *kvHandler) Digest(context.Context) (*kvapi.Digest, error) {
+	return nil, h.leaderError(errors.New("digest is not served yet"))
+}
+
+// Backup is not served yet; clients are told to try again later.
+func (h *kvHandler) Backup(context.Context, int64, int64, int32) (*kvapi.BackupChunk, error) {
+	return nil, h.leaderError(errors.New("backup is not served yet"))
 }

@@ -84,6 +84,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var n *node
 	peerSrv, err := transport.Listen(self.PeerAddr, peerapi.NewPeerProcessor(transport.NewPeerHandler(
 		func(ctx context.Context, m peer.Message) (peer.Message, error) { return n.step(ctx, m) },
+		nil, // no snapshots served yet: fetch_snapshot answers that there is none
 		cfg.PeerTimeout)), transport.ServerOptions{MaxFrameSize: peerMaxFrame, Logger: logger.With("port", "peer")})
 	if err != nil {
 		return fmt.Errorf("peer service: %w", err)

@@ -15,4 +15,8 @@ var (
 	// ErrUnsupported marks a message this package cannot carry: a type that is not
 	// a request or reply of the Peer service, or an unknown entry kind.
 	ErrUnsupported = errors.New("unsupported message")
+	// ErrInvalidChunk marks a snapshot chunk that contradicts its request or
+	// itself: a checksum that is not 32 bytes, an offset other than the one asked
+	// for, more bytes than asked for, or bytes beyond the file's size.
+	ErrInvalidChunk = errors.New("invalid snapshot chunk")
 )

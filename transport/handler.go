@@ -19,23 +19,27 @@ const DefaultHandlerTimeout = 5 * time.Second
 // From is the sender; its To and Token are zero.
 type StepFunc func(ctx context.Context, req peer.Message) (peer.Message, error)
 
-// peerHandler adapts the Peer service to a StepFunc.
+// peerHandler adapts the Peer service to a StepFunc and a SnapshotSource.
 type peerHandler struct {
-	step    StepFunc
-	timeout time.Duration
+	step      StepFunc
+	snapshots SnapshotSource // nil: no snapshots to give
+	timeout   time.Duration
 }
 
 var _ peerapi.Peer = (*peerHandler)(nil)
 
-// NewPeerHandler returns the Peer service backed by step: each request is
-// converted, handed to step with a deadline of timeout (DefaultHandlerTimeout if
-// zero or negative), and its reply converted back. A conversion or step error
-// reaches the caller as a Thrift application exception.
-func NewPeerHandler(step StepFunc, timeout time.Duration) peerapi.Peer {
+// NewPeerHandler returns the Peer service backed by step and snapshots: each
+// Paxos request is converted, handed to step with a deadline of timeout
+// (DefaultHandlerTimeout if zero or negative), and its reply converted back;
+// fetch_snapshot is checked, its max_bytes capped at MaxSnapshotChunk, and
+// answered by snapshots under the same deadline (with a nil snapshots, always
+// with index 0: no snapshot). A conversion, validation or step error reaches the
+// caller as a Thrift application exception.
+func NewPeerHandler(step StepFunc, snapshots SnapshotSource, timeout time.Duration) peerapi.Peer {
 	if timeout <= 0 {
 		timeout = DefaultHandlerTimeout
 	}
-	return &peerHandler{step: step, timeout: timeout}
+	return &peerHandler{step: step, snapshots: snapshots, timeout: timeout}
 }
 
 func (h *peerHandler) Prepare(ctx context.Context, r *peerapi.PrepareRequest) (*peerapi.Promise, error) {
@@ -72,6 +76,33 @@ func (h *peerHandler) Execute(ctx context.Context, r *peerapi.ExecuteRequest) (*
 		return nil, err
 	}
 	return ExecutedToThrift(reply)
+}
+
+func (h *peerHandler) FetchSnapshot(ctx context.Context, r *peerapi.SnapshotRequest) (*peerapi.SnapshotChunk, error) {
+	req, err := snapshotRequestFromThrift(r)
+	if err != nil {
+		return nil, fmt.Errorf("fetch_snapshot: %w", err)
+	}
+	if err := req.check(); err != nil {
+		return nil, fmt.Errorf("fetch_snapshot from %d: %w", req.from, err)
+	}
+	req.maxBytes = min(req.maxBytes, MaxSnapshotChunk)
+	if h.snapshots == nil {
+		return snapshotChunkToThrift(SnapshotChunk{})
+	}
+	srcCtx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	ch, err := h.snapshots.SnapshotChunk(srcCtx, req.from, req.index, req.offset, req.maxBytes)
+	if err == nil {
+		err = checkChunk(req, ch)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("fetch_snapshot from %d: %w: %w", req.from, thrift.ErrAbandonRequest, err)
+		}
+		return nil, fmt.Errorf("fetch_snapshot from %d: snapshot %d at %d: %w", req.from, req.index, req.offset, err)
+	}
+	return snapshotChunkToThrift(ch)
 }
 
 // call steps req with the handler's deadline and checks the reply's type.

@@ -81,6 +81,12 @@ func (s *testServer) addr() string { return s.Addr().String() }
 // startServer serves NewPeerHandler(step) until the test ends.
 func startServer(t testing.TB, step StepFunc, opts ServerOptions) *testServer {
 	t.Helper()
+	return startPeer(t, NewPeerHandler(step, nil, 0), opts)
+}
+
+// startPeer serves handler as the Peer service until the test ends.
+func startPeer(t testing.TB, handler peerapi.Peer, opts ServerOptions) *testServer {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +96,7 @@ func startServer(t testing.TB, step StepFunc, opts ServerOptions) *testServer {
 	if opts.Logger == nil {
 		opts.Logger = logs.logger()
 	}
-	srv := newServer(ln, peerapi.NewPeerProcessor(NewPeerHandler(step, 0)), opts)
+	srv := newServer(ln, peerapi.NewPeerProcessor(handler), opts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	t.Cleanup(func() {

@@ -68,13 +68,13 @@ func readException(t testing.TB, reply []byte) thrift.TApplicationException {
 }
 
 func TestListenAddressInUse(t *testing.T) {
-	first, err := Listen("127.0.0.1:0", peerapi.NewPeerProcessor(NewPeerHandler(echoStep, 0)), ServerOptions{})
+	first, err := Listen("127.0.0.1:0", peerapi.NewPeerProcessor(NewPeerHandler(echoStep, nil, 0)), ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
 	addr := first.Addr().String()
-	_, err = Listen(addr, peerapi.NewPeerProcessor(NewPeerHandler(echoStep, 0)), ServerOptions{})
+	_, err = Listen(addr, peerapi.NewPeerProcessor(NewPeerHandler(echoStep, nil, 0)), ServerOptions{})
 	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("got %v, want EADDRINUSE naming %s", err, addr)
 	}
@@ -82,14 +82,14 @@ func TestListenAddressInUse(t *testing.T) {
 
 func TestListenRejectsNegativeOptions(t *testing.T) {
 	for _, opts := range []ServerOptions{{MaxFrameSize: -1}, {ReadTimeout: -1}, {IdleTimeout: -1}, {MaxConns: -1}} {
-		if _, err := Listen("127.0.0.1:0", peerapi.NewPeerProcessor(NewPeerHandler(echoStep, 0)), opts); err == nil {
+		if _, err := Listen("127.0.0.1:0", peerapi.NewPeerProcessor(NewPeerHandler(echoStep, nil, 0)), opts); err == nil {
 			t.Errorf("%+v: no error", opts)
 		}
 	}
 }
 
 func TestListenServesRealCalls(t *testing.T) {
-	srv, err := Listen("127.0.0.1:0", peerapi.NewPeerProcessor(NewPeerHandler(echoStep, 0)), ServerOptions{})
+	srv, err := Listen("127.0.0.1:0", peerapi.NewPeerProcessor(NewPeerHandler(echoStep, nil, 0)), ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

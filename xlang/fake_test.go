@@ -207,3 +207,11 @@ func (h scriptedHandler) Remove(_ context.Context, clientID, seq int64, key stri
 func (h scriptedHandler) Status(context.Context) (*kvapi.ReplicaStatus, error) {
 	return &kvapi.ReplicaStatus{ClientAddr: h.s.addr}, nil
 }
+
+func (h scriptedHandler) Digest(context.Context) (*kvapi.Digest, error) {
+	return nil, &kvapi.Unavailable{Message: "digest is not scripted"}
+}
+
+func (h scriptedHandler) Backup(context.Context, int64, int64, int32) (*kvapi.BackupChunk, error) {
+	return nil, &kvapi.Unavailable{Message: "backup is not scripted"}
+}

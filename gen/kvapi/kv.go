@@ -384,7 +384,7 @@ var _ thrift.TException = (*Unavailable)(nil)
 // 
 // Attributes:
 //  - Message: Says what is wrong, naming the limit that was exceeded.
-//  - Field: Which argument: "key", "value", "client_id", "seq" or "consistency".
+//  - Field: Which argument: "key", "value", "client_id", "seq", "consistency", or backup's "index", "offset" or "max_bytes".
 //  - Limit: The limit in bytes that was exceeded, or 0.
 type InvalidArgument struct {
   Message string `thrift:"message,1" db:"message" json:"message"`
@@ -974,6 +974,9 @@ func (p *WriteResult_) String() string {
 //  - LogEntries: Number of log entries held by the acceptor.
 //  - Keys: Number of keys in the store.
 //  - Members: Members of the configuration this replica follows.
+//  - SnapshotIndex: Applied slot of this replica's latest snapshot of its store, 0 if it has none.
+//  - Compacted: Log entries up to this slot have been discarded (they are in the snapshot); 0 if none.
+//  - DiskBytes: Bytes of this replica's data directory (log, store and snapshots).
 type ReplicaStatus struct {
   ID int64 `thrift:"id,1" db:"id" json:"id"`
   ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
@@ -986,6 +989,9 @@ type ReplicaStatus struct {
   LogEntries int64 `thrift:"log_entries,9" db:"log_entries" json:"log_entries"`
   Keys int64 `thrift:"keys,10" db:"keys" json:"keys"`
   Members []int64 `thrift:"members,11" db:"members" json:"members"`
+  SnapshotIndex int64 `thrift:"snapshot_index,12" db:"snapshot_index" json:"snapshot_index"`
+  Compacted int64 `thrift:"compacted,13" db:"compacted" json:"compacted"`
+  DiskBytes int64 `thrift:"disk_bytes,14" db:"disk_bytes" json:"disk_bytes"`
 }
 
 func NewReplicaStatus() *ReplicaStatus {
@@ -1035,6 +1041,18 @@ func (p *ReplicaStatus) GetKeys() int64 {
 
 func (p *ReplicaStatus) GetMembers() []int64 {
   return p.Members
+}
+
+func (p *ReplicaStatus) GetSnapshotIndex() int64 {
+  return p.SnapshotIndex
+}
+
+func (p *ReplicaStatus) GetCompacted() int64 {
+  return p.Compacted
+}
+
+func (p *ReplicaStatus) GetDiskBytes() int64 {
+  return p.DiskBytes
 }
 func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error {
   if _, err := iprot.ReadStructBegin(ctx); err != nil {
@@ -1152,6 +1170,36 @@ func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error 
     case 11:
       if fieldTypeId == thrift.LIST {
         if err := p.ReadField11(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 12:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField12(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 13:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField13(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 14:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField14(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1286,6 +1334,33 @@ var _elem0 int64
   return nil
 }
 
+func (p *ReplicaStatus)  ReadField12(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 12: ", err)
+} else {
+  p.SnapshotIndex = v
+}
+  return nil
+}
+
+func (p *ReplicaStatus)  ReadField13(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 13: ", err)
+} else {
+  p.Compacted = v
+}
+  return nil
+}
+
+func (p *ReplicaStatus)  ReadField14(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 14: ", err)
+} else {
+  p.DiskBytes = v
+}
+  return nil
+}
+
 func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ReplicaStatus"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1301,6 +1376,9 @@ func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error
     if err := p.writeField9(ctx, oprot); err != nil { return err }
     if err := p.writeField10(ctx, oprot); err != nil { return err }
     if err := p.writeField11(ctx, oprot); err != nil { return err }
+    if err := p.writeField12(ctx, oprot); err != nil { return err }
+    if err := p.writeField13(ctx, oprot); err != nil { return err }
+    if err := p.writeField14(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1427,6 +1505,36 @@ func (p *ReplicaStatus) writeField11(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ReplicaStatus) writeField12(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "snapshot_index", thrift.I64, 12); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 12:snapshot_index: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.SnapshotIndex)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.snapshot_index (12) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 12:snapshot_index: ", p), err) }
+  return err
+}
+
+func (p *ReplicaStatus) writeField13(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "compacted", thrift.I64, 13); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 13:compacted: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Compacted)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.compacted (13) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 13:compacted: ", p), err) }
+  return err
+}
+
+func (p *ReplicaStatus) writeField14(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "disk_bytes", thrift.I64, 14); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 14:disk_bytes: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.DiskBytes)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.disk_bytes (14) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 14:disk_bytes: ", p), err) }
+  return err
+}
+
 func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
   if p == other {
     return true
@@ -1448,6 +1556,9 @@ func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
     _src1 := other.Members[i]
     if _tgt != _src1 { return false }
   }
+  if p.SnapshotIndex != other.SnapshotIndex { return false }
+  if p.Compacted != other.Compacted { return false }
+  if p.DiskBytes != other.DiskBytes { return false }
   return true
 }
 
@@ -1456,6 +1567,438 @@ func (p *ReplicaStatus) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("ReplicaStatus(%+v)", *p)
+}
+
+// A fingerprint of one replica's store at one applied slot. Replicas that have
+// applied the same slot hold the same keys and values, so their digests at that
+// slot are equal; different digests at the same slot mean the replicas diverged.
+// 
+// Attributes:
+//  - Applied: The applied slot the digest was taken at.
+//  - Keys: Number of keys in the store at that slot.
+//  - Sha256: SHA-256 (32 bytes) over every key and its value at that slot, keys in ascending
+// byte order, each key and each value written as its length in bytes (8 bytes,
+// big-endian) followed by its bytes.
+type Digest struct {
+  Applied int64 `thrift:"applied,1" db:"applied" json:"applied"`
+  Keys int64 `thrift:"keys,2" db:"keys" json:"keys"`
+  Sha256 []byte `thrift:"sha256,3" db:"sha256" json:"sha256"`
+}
+
+func NewDigest() *Digest {
+  return &Digest{}
+}
+
+
+func (p *Digest) GetApplied() int64 {
+  return p.Applied
+}
+
+func (p *Digest) GetKeys() int64 {
+  return p.Keys
+}
+
+func (p *Digest) GetSha256() []byte {
+  return p.Sha256
+}
+func (p *Digest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *Digest)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Applied = v
+}
+  return nil
+}
+
+func (p *Digest)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Keys = v
+}
+  return nil
+}
+
+func (p *Digest)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Sha256 = v
+}
+  return nil
+}
+
+func (p *Digest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "Digest"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *Digest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "applied", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:applied: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Applied)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.applied (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:applied: ", p), err) }
+  return err
+}
+
+func (p *Digest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "keys", thrift.I64, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:keys: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Keys)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.keys (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:keys: ", p), err) }
+  return err
+}
+
+func (p *Digest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sha256", thrift.STRING, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:sha256: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Sha256); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sha256 (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:sha256: ", p), err) }
+  return err
+}
+
+func (p *Digest) Equals(other *Digest) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Applied != other.Applied { return false }
+  if p.Keys != other.Keys { return false }
+  if bytes.Compare(p.Sha256, other.Sha256) != 0 { return false }
+  return true
+}
+
+func (p *Digest) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("Digest(%+v)", *p)
+}
+
+// Part of a snapshot taken for backup: a file holding the store as of one applied slot.
+// 
+// Attributes:
+//  - Index: Applied slot the snapshot holds; pass it to the next backup call.
+//  - Size: Size of the whole snapshot file in bytes.
+//  - Checksum: SHA-256 (32 bytes) of the whole file; check it once every chunk is written.
+//  - Offset: Where data begins in the file: the offset that was asked for.
+//  - Data: The file's bytes from offset on, at most max_bytes of them; empty only at the end of the file.
+type BackupChunk struct {
+  Index int64 `thrift:"index,1" db:"index" json:"index"`
+  Size int64 `thrift:"size,2" db:"size" json:"size"`
+  Checksum []byte `thrift:"checksum,3" db:"checksum" json:"checksum"`
+  Offset int64 `thrift:"offset,4" db:"offset" json:"offset"`
+  Data []byte `thrift:"data,5" db:"data" json:"data"`
+}
+
+func NewBackupChunk() *BackupChunk {
+  return &BackupChunk{}
+}
+
+
+func (p *BackupChunk) GetIndex() int64 {
+  return p.Index
+}
+
+func (p *BackupChunk) GetSize() int64 {
+  return p.Size
+}
+
+func (p *BackupChunk) GetChecksum() []byte {
+  return p.Checksum
+}
+
+func (p *BackupChunk) GetOffset() int64 {
+  return p.Offset
+}
+
+func (p *BackupChunk) GetData() []byte {
+  return p.Data
+}
+func (p *BackupChunk) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 4:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 5:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *BackupChunk)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Index = v
+}
+  return nil
+}
+
+func (p *BackupChunk)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Size = v
+}
+  return nil
+}
+
+func (p *BackupChunk)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Checksum = v
+}
+  return nil
+}
+
+func (p *BackupChunk)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 4: ", err)
+} else {
+  p.Offset = v
+}
+  return nil
+}
+
+func (p *BackupChunk)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 5: ", err)
+} else {
+  p.Data = v
+}
+  return nil
+}
+
+func (p *BackupChunk) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "BackupChunk"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+    if err := p.writeField4(ctx, oprot); err != nil { return err }
+    if err := p.writeField5(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *BackupChunk) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "index", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:index: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Index)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.index (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:index: ", p), err) }
+  return err
+}
+
+func (p *BackupChunk) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "size", thrift.I64, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:size: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Size)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.size (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:size: ", p), err) }
+  return err
+}
+
+func (p *BackupChunk) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "checksum", thrift.STRING, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:checksum: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Checksum); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.checksum (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:checksum: ", p), err) }
+  return err
+}
+
+func (p *BackupChunk) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "offset", thrift.I64, 4); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:offset: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Offset)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.offset (4) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 4:offset: ", p), err) }
+  return err
+}
+
+func (p *BackupChunk) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "data", thrift.STRING, 5); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:data: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Data); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.data (5) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 5:data: ", p), err) }
+  return err
+}
+
+func (p *BackupChunk) Equals(other *BackupChunk) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Index != other.Index { return false }
+  if p.Size != other.Size { return false }
+  if bytes.Compare(p.Checksum, other.Checksum) != 0 { return false }
+  if p.Offset != other.Offset { return false }
+  if bytes.Compare(p.Data, other.Data) != 0 { return false }
+  return true
+}
+
+func (p *BackupChunk) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("BackupChunk(%+v)", *p)
 }
 
 type KV interface {  //The client service, served on the client address of every replica (framed
@@ -1506,6 +2049,31 @@ type KV interface {  //The client service, served on the client address of every
   Remove(ctx context.Context, client_id int64, seq int64, key string) (_r *WriteResult_, _err error)
   // This replica's status; answered locally by every replica, leader or not.
   Status(ctx context.Context) (_r *ReplicaStatus, _err error)
+  // A digest of this replica's store at its applied slot, taken from a consistent
+  // view; answered locally by every replica, leader or not. Compare the digests of
+  // replicas at the same applied slot to check that they hold the same data.
+  // 
+  // Throws Unavailable when the replica cannot read its store now (it is starting
+  // or stopping): retry later or ask another replica.
+  Digest(ctx context.Context) (_r *Digest, _err error)
+  // Reads a backup of this replica's store, one chunk per call; answered locally by
+  // every replica, leader or not (ask the leader for the most recent data). Index 0
+  // and offset 0 asks the replica to take a fresh consistent snapshot now and returns
+  // its first chunk. Later calls go to the same replica with the returned index and
+  // the offset after the bytes received so far, until size bytes have arrived; then
+  // check the SHA-256 of the whole against checksum.
+  // 
+  // Throws Unavailable when the replica could not take a snapshot, or no longer
+  // holds the one asked for (it may keep only its latest): start again with index 0.
+  // InvalidArgument for a negative index or offset, an offset beyond the file, an
+  // offset other than 0 with index 0, or max_bytes below 1 (final; field names the
+  // argument).
+  // 
+  // Parameters:
+  //  - Index: 0 to take a new snapshot; otherwise the index the first chunk returned.
+  //  - Offset: Byte offset to read from: 0 with index 0, then the bytes received so far.
+  //  - MaxBytes: Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES.
+  Backup(ctx context.Context, index int64, offset int64, max_bytes int32) (_r *BackupChunk, _err error)
 }
 
 //The client service, served on the client address of every replica (framed
@@ -1684,6 +2252,74 @@ func (p *KVClient) Status(ctx context.Context) (_r *ReplicaStatus, _err error) {
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "status failed: unknown result")
 }
 
+// A digest of this replica's store at its applied slot, taken from a consistent
+// view; answered locally by every replica, leader or not. Compare the digests of
+// replicas at the same applied slot to check that they hold the same data.
+// 
+// Throws Unavailable when the replica cannot read its store now (it is starting
+// or stopping): retry later or ask another replica.
+func (p *KVClient) Digest(ctx context.Context) (_r *Digest, _err error) {
+  var _args18 KVDigestArgs
+  var _result20 KVDigestResult
+  var _meta19 thrift.ResponseMeta
+  _meta19, _err = p.Client_().Call(ctx, "digest", &_args18, &_result20)
+  p.SetLastResponseMeta_(_meta19)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result20.Unavailable!= nil:
+    return _r, _result20.Unavailable
+  }
+
+  if _ret21 := _result20.GetSuccess(); _ret21 != nil {
+    return _ret21, nil
+  }
+  return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "digest failed: unknown result")
+}
+
+// Reads a backup of this replica's store, one chunk per call; answered locally by
+// every replica, leader or not (ask the leader for the most recent data). Index 0
+// and offset 0 asks the replica to take a fresh consistent snapshot now and returns
+// its first chunk. Later calls go to the same replica with the returned index and
+// the offset after the bytes received so far, until size bytes have arrived; then
+// check the SHA-256 of the whole against checksum.
+// 
+// Throws Unavailable when the replica could not take a snapshot, or no longer
+// holds the one asked for (it may keep only its latest): start again with index 0.
+// InvalidArgument for a negative index or offset, an offset beyond the file, an
+// offset other than 0 with index 0, or max_bytes below 1 (final; field names the
+// argument).
+// 
+// Parameters:
+//  - Index: 0 to take a new snapshot; otherwise the index the first chunk returned.
+//  - Offset: Byte offset to read from: 0 with index 0, then the bytes received so far.
+//  - MaxBytes: Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES.
+func (p *KVClient) Backup(ctx context.Context, index int64, offset int64, max_bytes int32) (_r *BackupChunk, _err error) {
+  var _args22 KVBackupArgs
+  _args22.Index = index
+  _args22.Offset = offset
+  _args22.MaxBytes = max_bytes
+  var _result24 KVBackupResult
+  var _meta23 thrift.ResponseMeta
+  _meta23, _err = p.Client_().Call(ctx, "backup", &_args22, &_result24)
+  p.SetLastResponseMeta_(_meta23)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result24.Unavailable!= nil:
+    return _r, _result24.Unavailable
+  case _result24.Invalid!= nil:
+    return _r, _result24.Invalid
+  }
+
+  if _ret25 := _result24.GetSuccess(); _ret25 != nil {
+    return _ret25, nil
+  }
+  return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "backup failed: unknown result")
+}
+
 type KVProcessor struct {
   processorMap map[string]thrift.TProcessorFunction
   handler KV
@@ -1704,12 +2340,14 @@ func (p *KVProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewKVProcessor(handler KV) *KVProcessor {
 
-  self18 := &KVProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self18.processorMap["get"] = &kVProcessorGet{handler:handler}
-  self18.processorMap["put"] = &kVProcessorPut{handler:handler}
-  self18.processorMap["remove"] = &kVProcessorRemove{handler:handler}
-  self18.processorMap["status"] = &kVProcessorStatus{handler:handler}
-return self18
+  self26 := &KVProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self26.processorMap["get"] = &kVProcessorGet{handler:handler}
+  self26.processorMap["put"] = &kVProcessorPut{handler:handler}
+  self26.processorMap["remove"] = &kVProcessorRemove{handler:handler}
+  self26.processorMap["status"] = &kVProcessorStatus{handler:handler}
+  self26.processorMap["digest"] = &kVProcessorDigest{handler:handler}
+  self26.processorMap["backup"] = &kVProcessorBackup{handler:handler}
+return self26
 }
 
 func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -1720,12 +2358,12 @@ func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x19 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x27 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x19.Write(ctx, oprot)
+  x27.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x19
+  return false, x27
 
 }
 
@@ -1734,7 +2372,7 @@ type kVProcessorGet struct {
 }
 
 func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err20 error
+  var _write_err28 error
   args := KVGetArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -1790,21 +2428,21 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc21 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
+      _exc29 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err20 = thrift.WrapTException(err2)
+        _write_err28 = thrift.WrapTException(err2)
       }
-      if err2 := _exc21.Write(ctx, oprot); _write_err20 == nil && err2 != nil {
-        _write_err20 = thrift.WrapTException(err2)
+      if err2 := _exc29.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
+        _write_err28 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err20 == nil && err2 != nil {
-        _write_err20 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
+        _write_err28 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err20 == nil && err2 != nil {
-        _write_err20 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
+        _write_err28 = thrift.WrapTException(err2)
       }
-      if _write_err20 != nil {
-        return false, thrift.WrapTException(_write_err20)
+      if _write_err28 != nil {
+        return false, thrift.WrapTException(_write_err28)
       }
       return true, err
     }
@@ -1813,19 +2451,19 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.REPLY, seqId); err2 != nil {
-    _write_err20 = thrift.WrapTException(err2)
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err20 == nil && err2 != nil {
-    _write_err20 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err20 == nil && err2 != nil {
-    _write_err20 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err20 == nil && err2 != nil {
-    _write_err20 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if _write_err20 != nil {
-    return false, thrift.WrapTException(_write_err20)
+  if _write_err28 != nil {
+    return false, thrift.WrapTException(_write_err28)
   }
   return true, err
 }
@@ -1835,7 +2473,7 @@ type kVProcessorPut struct {
 }
 
 func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err22 error
+  var _write_err30 error
   args := KVPutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -1889,21 +2527,21 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc23 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
+      _exc31 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err22 = thrift.WrapTException(err2)
+        _write_err30 = thrift.WrapTException(err2)
       }
-      if err2 := _exc23.Write(ctx, oprot); _write_err22 == nil && err2 != nil {
-        _write_err22 = thrift.WrapTException(err2)
+      if err2 := _exc31.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
+        _write_err30 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err22 == nil && err2 != nil {
-        _write_err22 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
+        _write_err30 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err22 == nil && err2 != nil {
-        _write_err22 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
+        _write_err30 = thrift.WrapTException(err2)
       }
-      if _write_err22 != nil {
-        return false, thrift.WrapTException(_write_err22)
+      if _write_err30 != nil {
+        return false, thrift.WrapTException(_write_err30)
       }
       return true, err
     }
@@ -1912,19 +2550,19 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.REPLY, seqId); err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err22 == nil && err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err22 == nil && err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err22 == nil && err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if _write_err22 != nil {
-    return false, thrift.WrapTException(_write_err22)
+  if _write_err30 != nil {
+    return false, thrift.WrapTException(_write_err30)
   }
   return true, err
 }
@@ -1934,7 +2572,7 @@ type kVProcessorRemove struct {
 }
 
 func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err24 error
+  var _write_err32 error
   args := KVRemoveArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -1988,21 +2626,21 @@ func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc25 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing remove: " + err2.Error())
+      _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing remove: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "remove", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err24 = thrift.WrapTException(err2)
+        _write_err32 = thrift.WrapTException(err2)
       }
-      if err2 := _exc25.Write(ctx, oprot); _write_err24 == nil && err2 != nil {
-        _write_err24 = thrift.WrapTException(err2)
+      if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+        _write_err32 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err24 == nil && err2 != nil {
-        _write_err24 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+        _write_err32 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err24 == nil && err2 != nil {
-        _write_err24 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+        _write_err32 = thrift.WrapTException(err2)
       }
-      if _write_err24 != nil {
-        return false, thrift.WrapTException(_write_err24)
+      if _write_err32 != nil {
+        return false, thrift.WrapTException(_write_err32)
       }
       return true, err
     }
@@ -2011,19 +2649,19 @@ func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "remove", thrift.REPLY, seqId); err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err24 == nil && err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err24 == nil && err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err24 == nil && err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if _write_err24 != nil {
-    return false, thrift.WrapTException(_write_err24)
+  if _write_err32 != nil {
+    return false, thrift.WrapTException(_write_err32)
   }
   return true, err
 }
@@ -2033,7 +2671,7 @@ type kVProcessorStatus struct {
 }
 
 func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err26 error
+  var _write_err34 error
   args := KVStatusArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2079,21 +2717,21 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc27 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing status: " + err2.Error())
+    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing status: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "status", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := _exc27.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if _write_err26 != nil {
-      return false, thrift.WrapTException(_write_err26)
+    if _write_err34 != nil {
+      return false, thrift.WrapTException(_write_err34)
     }
     return true, err
   } else {
@@ -2101,19 +2739,211 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "status", thrift.REPLY, seqId); err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if _write_err26 != nil {
-    return false, thrift.WrapTException(_write_err26)
+  if _write_err34 != nil {
+    return false, thrift.WrapTException(_write_err34)
+  }
+  return true, err
+}
+
+type kVProcessorDigest struct {
+  handler KV
+}
+
+func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err36 error
+  args := KVDigestArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "digest", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := KVDigestResult{}
+  if retval, err2 := p.handler.Digest(ctx); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *Unavailable:
+      result.Unavailable = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing digest: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "digest", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
+      }
+      if _write_err36 != nil {
+        return false, thrift.WrapTException(_write_err36)
+      }
+      return true, err
+    }
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "digest", thrift.REPLY, seqId); err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
+  }
+  if _write_err36 != nil {
+    return false, thrift.WrapTException(_write_err36)
+  }
+  return true, err
+}
+
+type kVProcessorBackup struct {
+  handler KV
+}
+
+func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err38 error
+  args := KVBackupArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "backup", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := KVBackupResult{}
+  if retval, err2 := p.handler.Backup(ctx, args.Index, args.Offset, args.MaxBytes); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *Unavailable:
+      result.Unavailable = v
+    case *InvalidArgument:
+      result.Invalid = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing backup: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "backup", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
+      }
+      if _write_err38 != nil {
+        return false, thrift.WrapTException(_write_err38)
+      }
+      return true, err
+    }
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "backup", thrift.REPLY, seqId); err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if _write_err38 != nil {
+    return false, thrift.WrapTException(_write_err38)
   }
   return true, err
 }
@@ -3514,6 +4344,555 @@ func (p *KVStatusResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("KVStatusResult(%+v)", *p)
+}
+
+type KVDigestArgs struct {
+}
+
+func NewKVDigestArgs() *KVDigestArgs {
+  return &KVDigestArgs{}
+}
+
+func (p *KVDigestArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+      return err
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *KVDigestArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "digest_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *KVDigestArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("KVDigestArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+//  - Unavailable
+type KVDigestResult struct {
+  Success *Digest `thrift:"success,0" db:"success" json:"success,omitempty"`
+  Unavailable *Unavailable `thrift:"unavailable,1" db:"unavailable" json:"unavailable,omitempty"`
+}
+
+func NewKVDigestResult() *KVDigestResult {
+  return &KVDigestResult{}
+}
+
+var KVDigestResult_Success_DEFAULT *Digest
+func (p *KVDigestResult) GetSuccess() *Digest {
+  if !p.IsSetSuccess() {
+    return KVDigestResult_Success_DEFAULT
+  }
+return p.Success
+}
+var KVDigestResult_Unavailable_DEFAULT *Unavailable
+func (p *KVDigestResult) GetUnavailable() *Unavailable {
+  if !p.IsSetUnavailable() {
+    return KVDigestResult_Unavailable_DEFAULT
+  }
+return p.Unavailable
+}
+func (p *KVDigestResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *KVDigestResult) IsSetUnavailable() bool {
+  return p.Unavailable != nil
+}
+
+func (p *KVDigestResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *KVDigestResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Success = &Digest{}
+  if err := p.Success.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+  }
+  return nil
+}
+
+func (p *KVDigestResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Unavailable = &Unavailable{}
+  if err := p.Unavailable.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Unavailable), err)
+  }
+  return nil
+}
+
+func (p *KVDigestResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "digest_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *KVDigestResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := p.Success.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVDigestResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetUnavailable() {
+    if err := oprot.WriteFieldBegin(ctx, "unavailable", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:unavailable: ", p), err) }
+    if err := p.Unavailable.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Unavailable), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:unavailable: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVDigestResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("KVDigestResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Index: 0 to take a new snapshot; otherwise the index the first chunk returned.
+//  - Offset: Byte offset to read from: 0 with index 0, then the bytes received so far.
+//  - MaxBytes: Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES.
+type KVBackupArgs struct {
+  Index int64 `thrift:"index,1" db:"index" json:"index"`
+  Offset int64 `thrift:"offset,2" db:"offset" json:"offset"`
+  MaxBytes int32 `thrift:"max_bytes,3" db:"max_bytes" json:"max_bytes"`
+}
+
+func NewKVBackupArgs() *KVBackupArgs {
+  return &KVBackupArgs{}
+}
+
+
+func (p *KVBackupArgs) GetIndex() int64 {
+  return p.Index
+}
+
+func (p *KVBackupArgs) GetOffset() int64 {
+  return p.Offset
+}
+
+func (p *KVBackupArgs) GetMaxBytes() int32 {
+  return p.MaxBytes
+}
+func (p *KVBackupArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.I32 {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *KVBackupArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Index = v
+}
+  return nil
+}
+
+func (p *KVBackupArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Offset = v
+}
+  return nil
+}
+
+func (p *KVBackupArgs)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI32(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.MaxBytes = v
+}
+  return nil
+}
+
+func (p *KVBackupArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "backup_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *KVBackupArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "index", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:index: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Index)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.index (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:index: ", p), err) }
+  return err
+}
+
+func (p *KVBackupArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "offset", thrift.I64, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:offset: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Offset)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.offset (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:offset: ", p), err) }
+  return err
+}
+
+func (p *KVBackupArgs) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "max_bytes", thrift.I32, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:max_bytes: ", p), err) }
+  if err := oprot.WriteI32(ctx, int32(p.MaxBytes)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.max_bytes (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:max_bytes: ", p), err) }
+  return err
+}
+
+func (p *KVBackupArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("KVBackupArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+//  - Unavailable
+//  - Invalid
+type KVBackupResult struct {
+  Success *BackupChunk `thrift:"success,0" db:"success" json:"success,omitempty"`
+  Unavailable *Unavailable `thrift:"unavailable,1" db:"unavailable" json:"unavailable,omitempty"`
+  Invalid *InvalidArgument `thrift:"invalid,2" db:"invalid" json:"invalid,omitempty"`
+}
+
+func NewKVBackupResult() *KVBackupResult {
+  return &KVBackupResult{}
+}
+
+var KVBackupResult_Success_DEFAULT *BackupChunk
+func (p *KVBackupResult) GetSuccess() *BackupChunk {
+  if !p.IsSetSuccess() {
+    return KVBackupResult_Success_DEFAULT
+  }
+return p.Success
+}
+var KVBackupResult_Unavailable_DEFAULT *Unavailable
+func (p *KVBackupResult) GetUnavailable() *Unavailable {
+  if !p.IsSetUnavailable() {
+    return KVBackupResult_Unavailable_DEFAULT
+  }
+return p.Unavailable
+}
+var KVBackupResult_Invalid_DEFAULT *InvalidArgument
+func (p *KVBackupResult) GetInvalid() *InvalidArgument {
+  if !p.IsSetInvalid() {
+    return KVBackupResult_Invalid_DEFAULT
+  }
+return p.Invalid
+}
+func (p *KVBackupResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *KVBackupResult) IsSetUnavailable() bool {
+  return p.Unavailable != nil
+}
+
+func (p *KVBackupResult) IsSetInvalid() bool {
+  return p.Invalid != nil
+}
+
+func (p *KVBackupResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *KVBackupResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Success = &BackupChunk{}
+  if err := p.Success.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+  }
+  return nil
+}
+
+func (p *KVBackupResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Unavailable = &Unavailable{}
+  if err := p.Unavailable.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Unavailable), err)
+  }
+  return nil
+}
+
+func (p *KVBackupResult)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Invalid = &InvalidArgument{}
+  if err := p.Invalid.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Invalid), err)
+  }
+  return nil
+}
+
+func (p *KVBackupResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "backup_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *KVBackupResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := p.Success.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVBackupResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetUnavailable() {
+    if err := oprot.WriteFieldBegin(ctx, "unavailable", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:unavailable: ", p), err) }
+    if err := p.Unavailable.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Unavailable), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:unavailable: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVBackupResult) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetInvalid() {
+    if err := oprot.WriteFieldBegin(ctx, "invalid", thrift.STRUCT, 2); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:invalid: ", p), err) }
+    if err := p.Invalid.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Invalid), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 2:invalid: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVBackupResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("KVBackupResult(%+v)", *p)
 }
 
 

@@ -2322,6 +2322,510 @@ func (p *Executed) String() string {
   return fmt.Sprintf("Executed(%+v)", *p)
 }
 
+// A request for part of a replica's snapshot file. A transfer starts with index 0 and
+// offset 0, then asks for the index the first chunk named, at the offset after the
+// bytes received so far, until it holds size bytes.
+// 
+// Attributes:
+//  - Sender
+//  - Index: The snapshot being fetched: 0 for the replica's latest; otherwise the index of a transfer being resumed.
+//  - Offset: Byte offset to read from; 0 when index is 0.
+//  - MaxBytes: Most bytes to return, at least 1 (the server may return fewer; it caps it at 4 MiB).
+type SnapshotRequest struct {
+  Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
+  Index int64 `thrift:"index,2" db:"index" json:"index"`
+  Offset int64 `thrift:"offset,3" db:"offset" json:"offset"`
+  MaxBytes int32 `thrift:"max_bytes,4" db:"max_bytes" json:"max_bytes"`
+}
+
+func NewSnapshotRequest() *SnapshotRequest {
+  return &SnapshotRequest{}
+}
+
+
+func (p *SnapshotRequest) GetSender() int64 {
+  return p.Sender
+}
+
+func (p *SnapshotRequest) GetIndex() int64 {
+  return p.Index
+}
+
+func (p *SnapshotRequest) GetOffset() int64 {
+  return p.Offset
+}
+
+func (p *SnapshotRequest) GetMaxBytes() int32 {
+  return p.MaxBytes
+}
+func (p *SnapshotRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 4:
+      if fieldTypeId == thrift.I32 {
+        if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *SnapshotRequest)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Sender = v
+}
+  return nil
+}
+
+func (p *SnapshotRequest)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Index = v
+}
+  return nil
+}
+
+func (p *SnapshotRequest)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Offset = v
+}
+  return nil
+}
+
+func (p *SnapshotRequest)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI32(ctx); err != nil {
+  return thrift.PrependError("error reading field 4: ", err)
+} else {
+  p.MaxBytes = v
+}
+  return nil
+}
+
+func (p *SnapshotRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "SnapshotRequest"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+    if err := p.writeField4(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *SnapshotRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:sender: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Sender)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:sender: ", p), err) }
+  return err
+}
+
+func (p *SnapshotRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "index", thrift.I64, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:index: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Index)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.index (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:index: ", p), err) }
+  return err
+}
+
+func (p *SnapshotRequest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "offset", thrift.I64, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:offset: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Offset)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.offset (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:offset: ", p), err) }
+  return err
+}
+
+func (p *SnapshotRequest) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "max_bytes", thrift.I32, 4); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:max_bytes: ", p), err) }
+  if err := oprot.WriteI32(ctx, int32(p.MaxBytes)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.max_bytes (4) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 4:max_bytes: ", p), err) }
+  return err
+}
+
+func (p *SnapshotRequest) Equals(other *SnapshotRequest) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Sender != other.Sender { return false }
+  if p.Index != other.Index { return false }
+  if p.Offset != other.Offset { return false }
+  if p.MaxBytes != other.MaxBytes { return false }
+  return true
+}
+
+func (p *SnapshotRequest) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("SnapshotRequest(%+v)", *p)
+}
+
+// Part of a snapshot file, and what the receiver needs to check the whole.
+// 
+// Attributes:
+//  - Sender
+//  - Index: Applied slot the snapshot holds; 0 when the replica has no snapshot to give. When it differs from the requested index the transfer restarts at offset 0 of this snapshot.
+//  - Size: Size of the whole snapshot file in bytes.
+//  - Checksum: SHA-256 of the whole file (32 bytes; empty when index is 0); the receiver checks it before using the file.
+//  - Offset: Where data begins in the file: the requested offset, or 0 when the transfer restarts.
+//  - Data: The file's bytes from offset on, at most max_bytes of them; empty only at the end of the file.
+type SnapshotChunk struct {
+  Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
+  Index int64 `thrift:"index,2" db:"index" json:"index"`
+  Size int64 `thrift:"size,3" db:"size" json:"size"`
+  Checksum []byte `thrift:"checksum,4" db:"checksum" json:"checksum"`
+  Offset int64 `thrift:"offset,5" db:"offset" json:"offset"`
+  Data []byte `thrift:"data,6" db:"data" json:"data"`
+}
+
+func NewSnapshotChunk() *SnapshotChunk {
+  return &SnapshotChunk{}
+}
+
+
+func (p *SnapshotChunk) GetSender() int64 {
+  return p.Sender
+}
+
+func (p *SnapshotChunk) GetIndex() int64 {
+  return p.Index
+}
+
+func (p *SnapshotChunk) GetSize() int64 {
+  return p.Size
+}
+
+func (p *SnapshotChunk) GetChecksum() []byte {
+  return p.Checksum
+}
+
+func (p *SnapshotChunk) GetOffset() int64 {
+  return p.Offset
+}
+
+func (p *SnapshotChunk) GetData() []byte {
+  return p.Data
+}
+func (p *SnapshotChunk) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 4:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 5:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 6:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *SnapshotChunk)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Sender = v
+}
+  return nil
+}
+
+func (p *SnapshotChunk)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Index = v
+}
+  return nil
+}
+
+func (p *SnapshotChunk)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Size = v
+}
+  return nil
+}
+
+func (p *SnapshotChunk)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 4: ", err)
+} else {
+  p.Checksum = v
+}
+  return nil
+}
+
+func (p *SnapshotChunk)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 5: ", err)
+} else {
+  p.Offset = v
+}
+  return nil
+}
+
+func (p *SnapshotChunk)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 6: ", err)
+} else {
+  p.Data = v
+}
+  return nil
+}
+
+func (p *SnapshotChunk) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "SnapshotChunk"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+    if err := p.writeField4(ctx, oprot); err != nil { return err }
+    if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *SnapshotChunk) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:sender: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Sender)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:sender: ", p), err) }
+  return err
+}
+
+func (p *SnapshotChunk) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "index", thrift.I64, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:index: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Index)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.index (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:index: ", p), err) }
+  return err
+}
+
+func (p *SnapshotChunk) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "size", thrift.I64, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:size: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Size)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.size (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:size: ", p), err) }
+  return err
+}
+
+func (p *SnapshotChunk) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "checksum", thrift.STRING, 4); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:checksum: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Checksum); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.checksum (4) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 4:checksum: ", p), err) }
+  return err
+}
+
+func (p *SnapshotChunk) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "offset", thrift.I64, 5); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:offset: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Offset)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.offset (5) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 5:offset: ", p), err) }
+  return err
+}
+
+func (p *SnapshotChunk) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "data", thrift.STRING, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:data: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Data); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.data (6) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:data: ", p), err) }
+  return err
+}
+
+func (p *SnapshotChunk) Equals(other *SnapshotChunk) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Sender != other.Sender { return false }
+  if p.Index != other.Index { return false }
+  if p.Size != other.Size { return false }
+  if bytes.Compare(p.Checksum, other.Checksum) != 0 { return false }
+  if p.Offset != other.Offset { return false }
+  if bytes.Compare(p.Data, other.Data) != 0 { return false }
+  return true
+}
+
+func (p *SnapshotChunk) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("SnapshotChunk(%+v)", *p)
+}
+
 type Peer interface {
   // Phase 1: promise to ignore ballots lower than req.ballot; report accepted entries.
   // 
@@ -2338,6 +2842,14 @@ type Peer interface {
   // Parameters:
   //  - Req
   Execute(ctx context.Context, req *ExecuteRequest) (_r *Executed, _err error)
+  // Read part of a snapshot of the replica's store, for a replica whose next log
+  // entries were discarded here. Answered from files on disk; changes nothing. A
+  // replica replaces a snapshot when it takes a newer one, so a transfer that is
+  // resumed may be told to start again on the newer one (see SnapshotChunk.index).
+  // 
+  // Parameters:
+  //  - Req
+  FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_r *SnapshotChunk, _err error)
 }
 
 type PeerClient struct {
@@ -2435,6 +2947,29 @@ func (p *PeerClient) Execute(ctx context.Context, req *ExecuteRequest) (_r *Exec
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "execute failed: unknown result")
 }
 
+// Read part of a snapshot of the replica's store, for a replica whose next log
+// entries were discarded here. Answered from files on disk; changes nothing. A
+// replica replaces a snapshot when it takes a newer one, so a transfer that is
+// resumed may be told to start again on the newer one (see SnapshotChunk.index).
+// 
+// Parameters:
+//  - Req
+func (p *PeerClient) FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_r *SnapshotChunk, _err error) {
+  var _args20 PeerFetchSnapshotArgs
+  _args20.Req = req
+  var _result22 PeerFetchSnapshotResult
+  var _meta21 thrift.ResponseMeta
+  _meta21, _err = p.Client_().Call(ctx, "fetch_snapshot", &_args20, &_result22)
+  p.SetLastResponseMeta_(_meta21)
+  if _err != nil {
+    return
+  }
+  if _ret23 := _result22.GetSuccess(); _ret23 != nil {
+    return _ret23, nil
+  }
+  return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "fetch_snapshot failed: unknown result")
+}
+
 type PeerProcessor struct {
   processorMap map[string]thrift.TProcessorFunction
   handler Peer
@@ -2455,11 +2990,12 @@ func (p *PeerProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewPeerProcessor(handler Peer) *PeerProcessor {
 
-  self20 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self20.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
-  self20.processorMap["accept"] = &peerProcessorAccept{handler:handler}
-  self20.processorMap["execute"] = &peerProcessorExecute{handler:handler}
-return self20
+  self24 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self24.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
+  self24.processorMap["accept"] = &peerProcessorAccept{handler:handler}
+  self24.processorMap["execute"] = &peerProcessorExecute{handler:handler}
+  self24.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
+return self24
 }
 
 func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -2470,12 +3006,12 @@ func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtoc
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x21 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x25 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x21.Write(ctx, oprot)
+  x25.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x21
+  return false, x25
 
 }
 
@@ -2484,7 +3020,7 @@ type peerProcessorPrepare struct {
 }
 
 func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err22 error
+  var _write_err26 error
   args := PeerPrepareArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2530,21 +3066,21 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc23 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
+    _exc27 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err22 = thrift.WrapTException(err2)
+      _write_err26 = thrift.WrapTException(err2)
     }
-    if err2 := _exc23.Write(ctx, oprot); _write_err22 == nil && err2 != nil {
-      _write_err22 = thrift.WrapTException(err2)
+    if err2 := _exc27.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
+      _write_err26 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err22 == nil && err2 != nil {
-      _write_err22 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
+      _write_err26 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err22 == nil && err2 != nil {
-      _write_err22 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
+      _write_err26 = thrift.WrapTException(err2)
     }
-    if _write_err22 != nil {
-      return false, thrift.WrapTException(_write_err22)
+    if _write_err26 != nil {
+      return false, thrift.WrapTException(_write_err26)
     }
     return true, err
   } else {
@@ -2552,19 +3088,19 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.REPLY, seqId); err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+    _write_err26 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err22 == nil && err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
+    _write_err26 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err22 == nil && err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
+    _write_err26 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err22 == nil && err2 != nil {
-    _write_err22 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
+    _write_err26 = thrift.WrapTException(err2)
   }
-  if _write_err22 != nil {
-    return false, thrift.WrapTException(_write_err22)
+  if _write_err26 != nil {
+    return false, thrift.WrapTException(_write_err26)
   }
   return true, err
 }
@@ -2574,7 +3110,7 @@ type peerProcessorAccept struct {
 }
 
 func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err24 error
+  var _write_err28 error
   args := PeerAcceptArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2620,21 +3156,21 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc25 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
+    _exc29 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err24 = thrift.WrapTException(err2)
+      _write_err28 = thrift.WrapTException(err2)
     }
-    if err2 := _exc25.Write(ctx, oprot); _write_err24 == nil && err2 != nil {
-      _write_err24 = thrift.WrapTException(err2)
+    if err2 := _exc29.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
+      _write_err28 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err24 == nil && err2 != nil {
-      _write_err24 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
+      _write_err28 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err24 == nil && err2 != nil {
-      _write_err24 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
+      _write_err28 = thrift.WrapTException(err2)
     }
-    if _write_err24 != nil {
-      return false, thrift.WrapTException(_write_err24)
+    if _write_err28 != nil {
+      return false, thrift.WrapTException(_write_err28)
     }
     return true, err
   } else {
@@ -2642,19 +3178,19 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.REPLY, seqId); err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err24 == nil && err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err24 == nil && err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err24 == nil && err2 != nil {
-    _write_err24 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
+    _write_err28 = thrift.WrapTException(err2)
   }
-  if _write_err24 != nil {
-    return false, thrift.WrapTException(_write_err24)
+  if _write_err28 != nil {
+    return false, thrift.WrapTException(_write_err28)
   }
   return true, err
 }
@@ -2664,7 +3200,7 @@ type peerProcessorExecute struct {
 }
 
 func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err26 error
+  var _write_err30 error
   args := PeerExecuteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2710,21 +3246,21 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc27 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
+    _exc31 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if err2 := _exc27.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := _exc31.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if _write_err26 != nil {
-      return false, thrift.WrapTException(_write_err26)
+    if _write_err30 != nil {
+      return false, thrift.WrapTException(_write_err30)
     }
     return true, err
   } else {
@@ -2732,19 +3268,109 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.REPLY, seqId); err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if _write_err26 != nil {
-    return false, thrift.WrapTException(_write_err26)
+  if _write_err30 != nil {
+    return false, thrift.WrapTException(_write_err30)
+  }
+  return true, err
+}
+
+type peerProcessorFetchSnapshot struct {
+  handler Peer
+}
+
+func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err32 error
+  args := PeerFetchSnapshotArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := PeerFetchSnapshotResult{}
+  if retval, err2 := p.handler.FetchSnapshot(ctx, args.Req); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    if errors.Is(err2, thrift.ErrAbandonRequest) {
+      return false, thrift.WrapTException(err2)
+    }
+    _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
+    if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.EXCEPTION, seqId); err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
+    }
+    if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
+    }
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
+    }
+    if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
+    }
+    if _write_err32 != nil {
+      return false, thrift.WrapTException(_write_err32)
+    }
+    return true, err
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.REPLY, seqId); err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
+  }
+  if _write_err32 != nil {
+    return false, thrift.WrapTException(_write_err32)
   }
   return true, err
 }
@@ -3344,6 +3970,204 @@ func (p *PeerExecuteResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("PeerExecuteResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Req
+type PeerFetchSnapshotArgs struct {
+  Req *SnapshotRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewPeerFetchSnapshotArgs() *PeerFetchSnapshotArgs {
+  return &PeerFetchSnapshotArgs{}
+}
+
+var PeerFetchSnapshotArgs_Req_DEFAULT *SnapshotRequest
+func (p *PeerFetchSnapshotArgs) GetReq() *SnapshotRequest {
+  if !p.IsSetReq() {
+    return PeerFetchSnapshotArgs_Req_DEFAULT
+  }
+return p.Req
+}
+func (p *PeerFetchSnapshotArgs) IsSetReq() bool {
+  return p.Req != nil
+}
+
+func (p *PeerFetchSnapshotArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *PeerFetchSnapshotArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Req = &SnapshotRequest{}
+  if err := p.Req.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+  }
+  return nil
+}
+
+func (p *PeerFetchSnapshotArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "fetch_snapshot_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *PeerFetchSnapshotArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err) }
+  if err := p.Req.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err) }
+  return err
+}
+
+func (p *PeerFetchSnapshotArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("PeerFetchSnapshotArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+type PeerFetchSnapshotResult struct {
+  Success *SnapshotChunk `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewPeerFetchSnapshotResult() *PeerFetchSnapshotResult {
+  return &PeerFetchSnapshotResult{}
+}
+
+var PeerFetchSnapshotResult_Success_DEFAULT *SnapshotChunk
+func (p *PeerFetchSnapshotResult) GetSuccess() *SnapshotChunk {
+  if !p.IsSetSuccess() {
+    return PeerFetchSnapshotResult_Success_DEFAULT
+  }
+return p.Success
+}
+func (p *PeerFetchSnapshotResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *PeerFetchSnapshotResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *PeerFetchSnapshotResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Success = &SnapshotChunk{}
+  if err := p.Success.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+  }
+  return nil
+}
+
+func (p *PeerFetchSnapshotResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "fetch_snapshot_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *PeerFetchSnapshotResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := p.Success.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *PeerFetchSnapshotResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("PeerFetchSnapshotResult(%+v)", *p)
 }
 
 

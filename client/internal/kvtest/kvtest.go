@@ -2,12 +2,18 @@
 // for testing clients of idl/kv.thrift. A test scripts failures with a Hook and
 // checks afterwards what the server saw: every call with its (client id, seq), the
 // connections accepted, and any breach of the session rules (two writes
-// outstanding for one client id, or a seq going backwards).
+// outstanding for one client id, or a seq going backwards). digest is computed
+// from the stored data as the IDL describes; backup serves a file the test sets
+// with SetBackup.
 package kvtest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"hash"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -20,11 +26,28 @@ import (
 
 // Call is one request as the server received it.
 type Call struct {
-	Method      string // "get", "put", "remove" or "status"
+	Method      string // "get", "put", "remove", "status", "digest" or "backup"
 	ClientID    int64
 	Seq         int64
 	Key         string
 	Consistency kvapi.Consistency
+	// Index, Offset and MaxBytes are backup's arguments.
+	Index    int64
+	Offset   int64
+	MaxBytes int32
+}
+
+// Backup is the snapshot file that backup() serves.
+type Backup struct {
+	// Index is the applied slot the file holds, returned with every chunk.
+	Index int64
+	// File is the whole snapshot file.
+	File []byte
+	// Sum is the checksum announced with every chunk; nil means the SHA-256 of File.
+	Sum []byte
+	// Corrupt, if set, may change a copy of each chunk's data (the bytes from
+	// offset on) before it is sent, as a fault on the way would.
+	Corrupt func(offset int64, data []byte)
 }
 
 // Hook decides the fate of a call before the server handles it: a non-nil error
@@ -46,6 +69,7 @@ type Server struct {
 	mu     sync.Mutex // guards every field below
 	hook   Hook
 	status *kvapi.ReplicaStatus
+	backup *Backup
 	data   map[string][]byte
 	slot   int64
 	calls  []Call
@@ -123,6 +147,13 @@ func (s *Server) SetStatus(st *kvapi.ReplicaStatus) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.status = st
+}
+
+// SetBackup sets the file backup() serves (nil: backup answers Unavailable).
+func (s *Server) SetBackup(b *Backup) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.backup = b
 }
 
 // Calls returns every call received so far, in order.
@@ -315,4 +346,60 @@ func (h handler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 	}
 	st.Keys = int64(len(h.s.data))
 	return st, nil
+}
+
+func (h handler) Digest(ctx context.Context) (*kvapi.Digest, error) {
+	if err := h.before(ctx, Call{Method: "digest"}); err != nil {
+		return nil, err
+	}
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(h.s.data))
+	sum := sha256.New()
+	for _, k := range keys {
+		writeLenPrefixed(sum, []byte(k))
+		writeLenPrefixed(sum, h.s.data[k])
+	}
+	return &kvapi.Digest{Applied: h.s.slot, Keys: int64(len(keys)), Sha256: sum.Sum(nil)}, nil
+}
+
+// writeLenPrefixed writes b's length (8 bytes, big-endian) and then b, as the
+// IDL's Digest.sha256 prescribes.
+func writeLenPrefixed(h hash.Hash, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	h.Write(n[:])
+	h.Write(b)
+}
+
+func (h handler) Backup(ctx context.Context, index, offset int64, maxBytes int32) (*kvapi.BackupChunk, error) {
+	if err := h.before(ctx, Call{Method: "backup", Index: index, Offset: offset, MaxBytes: maxBytes}); err != nil {
+		return nil, err
+	}
+	h.s.mu.Lock()
+	b := h.s.backup
+	h.s.mu.Unlock()
+	switch {
+	case b == nil:
+		return nil, &kvapi.Unavailable{Message: "kvtest: no backup to serve"}
+	case index < 0:
+		return nil, &kvapi.InvalidArgument{Message: fmt.Sprintf("index %d is negative", index), Field: "index"}
+	case offset < 0 || offset > int64(len(b.File)) || (index == 0 && offset != 0):
+		return nil, &kvapi.InvalidArgument{Message: fmt.Sprintf("offset %d is out of range", offset), Field: "offset"}
+	case maxBytes < 1:
+		return nil, &kvapi.InvalidArgument{Message: fmt.Sprintf("max_bytes %d is below 1", maxBytes), Field: "max_bytes"}
+	case index != 0 && index != b.Index:
+		return nil, &kvapi.Unavailable{Message: fmt.Sprintf("kvtest: no snapshot at index %d", index)}
+	}
+	sum := b.Sum
+	if sum == nil {
+		s := sha256.Sum256(b.File)
+		sum = s[:]
+	}
+	n := min(int64(maxBytes), kvapi.MAX_VALUE_BYTES, int64(len(b.File))-offset)
+	data := slices.Clone(b.File[offset : offset+n])
+	if b.Corrupt != nil {
+		b.Corrupt(offset, data)
+	}
+	return &kvapi.BackupChunk{Index: b.Index, Size: int64(len(b.File)), Checksum: sum, Offset: offset, Data: data}, nil
 }

@@ -122,6 +122,73 @@ func (c *PeerClient) Call(ctx context.Context, req peer.Message) (peer.Message, 
 	if err != nil {
 		return peer.Message{}, fmt.Errorf("%s to %s: %w", req.Type, c.addr, err)
 	}
+	var reply peer.Message
+	err = c.roundTrip(ctx, func(ctx context.Context, cl *peerapi.PeerClient) error {
+		var err error
+		reply, err = send(ctx, cl)
+		return err
+	})
+	if err != nil {
+		return peer.Message{}, fmt.Errorf("%s to %s: %w", req.Type, c.addr, err)
+	}
+	reply.To = req.From
+	reply.Token = req.Token
+	return reply, nil
+}
+
+// FetchSnapshot asks the replica for at most maxBytes bytes of its snapshot
+// index from offset on, on behalf of replica from. Index 0 (with offset 0) asks
+// for the replica's latest snapshot; a replica that no longer holds index answers
+// with its latest from offset 0, and one with none answers Index 0. maxBytes is
+// capped at MaxSnapshotChunk, and below the client's MaxFrameSize.
+//
+// The answer is checked against the request: a checksum that is not 32 bytes, an
+// offset other than the one asked for (or 0 for a new snapshot), more bytes than
+// asked for or bytes beyond the file's size are ErrInvalidChunk. A negative
+// offset, an offset other than 0 with index 0 or a maxBytes below 1 is
+// ErrOutOfRange, and nothing is sent. Deadline and retry are as for Call: the
+// request changes nothing, so it may be sent twice.
+func (c *PeerClient) FetchSnapshot(ctx context.Context, from, index uint64, offset int64, maxBytes int) (SnapshotChunk, error) {
+	fail := func(err error) (SnapshotChunk, error) {
+		return SnapshotChunk{}, fmt.Errorf("fetch_snapshot %d at %d from %s: %w", index, offset, c.addr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	req := snapshotRequest{from: from, index: index, offset: offset, maxBytes: maxBytes}
+	if err := req.check(); err != nil {
+		return fail(err)
+	}
+	req.maxBytes = min(req.maxBytes, MaxSnapshotChunk, int(c.opts.MaxFrameSize)-snapshotReplyOverhead)
+	if req.maxBytes <= 0 {
+		return fail(fmt.Errorf("MaxFrameSize %d leaves no room for snapshot data: %w", c.opts.MaxFrameSize, ErrOutOfRange))
+	}
+	r, err := snapshotRequestToThrift(req)
+	if err != nil {
+		return fail(err)
+	}
+	var ch SnapshotChunk
+	err = c.roundTrip(ctx, func(ctx context.Context, cl *peerapi.PeerClient) error {
+		reply, err := cl.FetchSnapshot(ctx, r)
+		if err != nil {
+			return err
+		}
+		ch, err = snapshotChunkFromThrift(reply)
+		return err
+	})
+	if err == nil {
+		err = checkChunk(req, ch)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return ch, nil
+}
+
+// roundTrip runs fn once on a pooled or new connection, under ctx's deadline or
+// CallTimeout if ctx has none. A pooled connection that turns out closed by the
+// server is replaced and fn run once more.
+func (c *PeerClient) roundTrip(ctx context.Context, fn callFunc) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
@@ -130,31 +197,32 @@ func (c *PeerClient) Call(ctx context.Context, req peer.Message) (peer.Message, 
 	for {
 		pc, reused, err := c.get(ctx)
 		if err != nil {
-			return peer.Message{}, fmt.Errorf("%s to %s: %w", req.Type, c.addr, err)
+			return err
 		}
-		reply, err := c.send(ctx, pc, send)
+		err = c.send(ctx, pc, fn)
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
-				return peer.Message{}, fmt.Errorf("%s to %s: %w (%w)", req.Type, c.addr, ctxErr, err)
+				return fmt.Errorf("%w (%w)", ctxErr, err)
 			}
 			if reused && isHangUp(err) {
 				continue // the next get finds no pooled connection or another one
 			}
-			return peer.Message{}, fmt.Errorf("%s to %s: %w", req.Type, c.addr, err)
+			return err
 		}
-		reply.To = req.From
-		reply.Token = req.Token
-		return reply, nil
+		return nil
 	}
 }
 
+// callFunc performs one request on a Thrift client.
+type callFunc func(ctx context.Context, cl *peerapi.PeerClient) error
+
 // send runs one call on pc under ctx's deadline, and returns pc to the pool if it
 // is still fit for use.
-func (c *PeerClient) send(ctx context.Context, pc *peerConn, send sendFunc) (peer.Message, error) {
+func (c *PeerClient) send(ctx context.Context, pc *peerConn, fn callFunc) error {
 	deadline, _ := ctx.Deadline()
 	pc.conn.setLimit(deadline)
 	stop := context.AfterFunc(ctx, pc.conn.expire)
-	reply, err := send(ctx, pc.client)
+	err := fn(ctx, pc.client)
 	interrupted := !stop()
 	switch {
 	case err != nil:
@@ -167,7 +235,7 @@ func (c *PeerClient) send(ctx context.Context, pc *peerConn, send sendFunc) (pee
 		pc.conn.setLimit(time.Time{})
 		c.put(pc)
 	}
-	return reply, err
+	return err
 }
 
 // sendFunc performs one converted request on a Thrift client.

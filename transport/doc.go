@@ -1,14 +1,17 @@
 // Package transport is Ballot's Thrift plumbing: a hardened server for any Thrift
 // service, a pooled client for the Peer service, the conversions between the
 // Peer service's structs and the core's peer.Message, and the Peer service handler
-// that hands requests to the local replica. The server package only wires them:
+// that hands requests to the local replica and snapshot files to peers (through a
+// SnapshotSource). The server package only wires them:
 //
 //	srv, err := transport.Listen(peerAddr,
-//		peerapi.NewPeerProcessor(transport.NewPeerHandler(step, time.Second)),
+//		peerapi.NewPeerProcessor(transport.NewPeerHandler(step, snapshots, time.Second)),
 //		transport.ServerOptions{MaxFrameSize: transport.PeerMaxFrameSize, Logger: log})
 //	go srv.Serve()
 //	...
-//	reply, err := transport.NewPeerClient(addr, transport.ClientOptions{}).Call(ctx, msg)
+//	pc := transport.NewPeerClient(addr, transport.ClientOptions{})
+//	reply, err := pc.Call(ctx, msg)
+//	chunk, err := pc.FetchSnapshot(ctx, self, index, offset, transport.MaxSnapshotChunk)
 //
 // # Wire format
 //
@@ -34,7 +37,7 @@
 //
 // # What the client promises
 //
-// PeerClient.Call is safe for concurrent use: each call takes a pooled connection
+// PeerClient.Call and PeerClient.FetchSnapshot are safe for concurrent use: each call takes a pooled connection
 // of its own (Thrift clients are not safe to share) or dials one. The context's
 // deadline bounds the dial and every read and write of the call, and cancelling
 // the context aborts it; a call whose context has no deadline gets CallTimeout.
@@ -43,6 +46,15 @@
 // call, the call is sent once more on a new connection (peer requests may be
 // repeated). Otherwise the client does not retry: a failed call is the caller's to
 // resend (the core does, after MsgUnreachable).
+//
+// # Snapshots
+//
+// fetch_snapshot reads a snapshot file in chunks of at most MaxSnapshotChunk
+// (4 MiB), which PeerMaxFrameSize holds with room to spare. Both sides check a
+// chunk against its request (the offset asked for, or 0 when the replica answers
+// with a newer snapshot; no more bytes than asked for; nothing beyond the file's
+// size; a 32-byte checksum), so a receiver that writes what FetchSnapshot returns
+// at its Offset builds the file the checksum describes, or fails on the checksum.
 //
 // # Conversions
 //

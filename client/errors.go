@@ -18,6 +18,10 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrClosed: the Client has been closed.
 	ErrClosed = errors.New("client closed")
+	// ErrCorrupt: a replica's answer contradicts itself or the request (a digest
+	// or checksum that is not 32 bytes, a backup chunk out of place), or a backup's
+	// bytes do not match the checksum the replica announced.
+	ErrCorrupt = errors.New("corrupt")
 )
 
 // InvalidArgumentError is a request rejected as malformed, by a replica or before

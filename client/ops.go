@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -111,29 +112,77 @@ func (c *Client) get(ctx context.Context, op, key string, cons kvapi.Consistency
 // Status asks the replica at endpoint (a client address, which need not be one of
 // Config.Endpoints) for its status, once, within Config.Timeout.
 func (c *Client) Status(ctx context.Context, endpoint string) (*kvapi.ReplicaStatus, error) {
-	op := "status " + endpoint
-	if err := checkEndpoint(endpoint); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", op, ErrInvalidArgument, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	var st *kvapi.ReplicaStatus
-	_, err := c.attempt(ctx, endpoint, func(ctx context.Context, kv *kvapi.KVClient) error {
+	err := c.once(ctx, "status "+endpoint, endpoint, func(ctx context.Context, kv *kvapi.KVClient) error {
 		r, err := kv.Status(ctx)
 		if err == nil {
 			st = r
 		}
 		return err
 	})
-	switch {
-	case errors.Is(err, ErrClosed):
-		return nil, c.closedErr(op)
-	case err != nil && ctx.Err() != nil:
-		return nil, fmt.Errorf("%s: %w: no answer within %s", op, ErrUnavailable, c.cfg.Timeout)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+	if err != nil {
+		return nil, err
 	}
 	return st, nil
+}
+
+// Digest is a fingerprint of one replica's store at one applied slot. Replicas at
+// the same applied slot hold the same data exactly when their Sums are equal.
+type Digest struct {
+	// Applied is the applied slot the digest was taken at.
+	Applied uint64
+	// Keys is the number of keys in the store at that slot.
+	Keys int64
+	// Sum is the SHA-256 over every key and value at that slot (idl/kv.thrift
+	// says how they are laid out).
+	Sum [sha256.Size]byte
+}
+
+// Digest asks the replica at endpoint (a client address, which need not be one of
+// Config.Endpoints) for a digest of its store, once, within Config.Timeout. An
+// answer with a negative slot or key count, or a digest that is not 32 bytes, is
+// ErrCorrupt.
+func (c *Client) Digest(ctx context.Context, endpoint string) (Digest, error) {
+	op := "digest " + endpoint
+	var d *kvapi.Digest
+	err := c.once(ctx, op, endpoint, func(ctx context.Context, kv *kvapi.KVClient) error {
+		r, err := kv.Digest(ctx)
+		if err == nil {
+			d = r
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return Digest{}, err
+	case d.GetApplied() < 0 || d.GetKeys() < 0:
+		return Digest{}, fmt.Errorf("%s: %w: applied slot %d, %d keys", op, ErrCorrupt, d.GetApplied(), d.GetKeys())
+	case len(d.GetSha256()) != sha256.Size:
+		return Digest{}, fmt.Errorf("%s: %w: digest of %d bytes, want %d", op, ErrCorrupt, len(d.GetSha256()), sha256.Size)
+	}
+	out := Digest{Applied: uint64(d.GetApplied()), Keys: d.GetKeys()}
+	copy(out.Sum[:], d.GetSha256())
+	return out, nil
+}
+
+// once performs call once at endpoint within Config.Timeout, for the calls that
+// ask one particular replica about itself.
+func (c *Client) once(ctx context.Context, op, endpoint string, call callFunc) error {
+	if err := checkEndpoint(endpoint); err != nil {
+		return fmt.Errorf("%s: %w: %v", op, ErrInvalidArgument, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	_, err := c.attempt(ctx, endpoint, call)
+	switch {
+	case errors.Is(err, ErrClosed):
+		return c.closedErr(op)
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("%s: %w: no answer within %s", op, ErrUnavailable, c.cfg.Timeout)
+	case err != nil:
+		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+	}
+	return nil
 }
 
 // checkKey rejects what every replica would: an empty key or one over its limit.

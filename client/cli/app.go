@@ -32,6 +32,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		UsageText: "ballot [global options] command [command options] [arguments...]",
 		Description: "Global options go before the command. put and delete print nothing on success;\n" +
 			"get prints the value and a newline.\n" +
+			"For backups and checks: 'ballot snapshot save FILE' and 'ballot digest'.\n" +
 			"Exit codes: 0 success, 1 key not found, 2 usage error, 3 other failure.",
 		HideVersion: true,
 		Writer:      stdout,
@@ -92,6 +93,8 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				},
 				Action: status,
 			},
+			digestCommand(),
+			snapshotCommand(),
 			benchCommand(),
 		},
 		OnUsageError: onUsageError,
@@ -132,7 +135,11 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 func usageError(c *cli.Context, format string, args ...any) error {
 	cmd := "ballot"
 	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
-		cmd += " " + c.Command.Name
+		if h := c.Command.HelpName; strings.HasPrefix(h, cmd+" ") && strings.HasSuffix(h, " "+c.Command.Name) {
+			cmd = h // with any parent command: "ballot snapshot save"
+		} else {
+			cmd += " " + c.Command.Name
+		}
 	}
 	return cli.Exit(fmt.Sprintf("%s: %s\nRun '%s --help' for usage.", cmd, fmt.Sprintf(format, args...), cmd), ExitUsage)
 }

@@ -156,6 +156,11 @@ func TestUsageErrors(t *testing.T) {
 		{ep, "put", "k", "v", "extra"},
 		{ep, "delete"},
 		{ep, "status", "extra"},
+		{ep, "digest", "extra"},
+		{ep, "snapshot"},
+		{ep, "snapshot", "frob"},
+		{ep, "snapshot", "save"},
+		{ep, "snapshot", "save", "a", "b"},
 		{"--timeout", "soon", ep, "get", "k"},
 		{"--timeout", "0s", ep, "get", "k"},
 	}
@@ -264,9 +269,10 @@ func statusCluster(t *testing.T) (path string, dead string) {
 	a, b := kvtest.Start(t), kvtest.Start(t)
 	dead = deadAddr(t)
 	a.SetStatus(&kvapi.ReplicaStatus{ID: 1, PeerAddr: "127.0.0.1:9001", LeaderID: 2, Ballot: "3.2",
-		Applied: 40, Chosen: 41, LogEntries: 7, Members: []int64{1, 2, 3}})
+		Applied: 40, Chosen: 41, LogEntries: 7, Members: []int64{1, 2, 3}, DiskBytes: 512})
 	b.SetStatus(&kvapi.ReplicaStatus{ID: 2, PeerAddr: "127.0.0.1:9002", IsLeader: true, LeaderID: 2, Ballot: "3.2",
-		Applied: 41, Chosen: 41, LogEntries: 8, Members: []int64{1, 2, 3}})
+		Applied: 41, Chosen: 41, LogEntries: 8, Members: []int64{1, 2, 3},
+		SnapshotIndex: 30, Compacted: 25, DiskBytes: 3<<20 + 1<<19})
 	return writeReplicas(t, a.Addr(), b.Addr(), dead), dead
 }
 
@@ -282,10 +288,10 @@ func TestStatusTable(t *testing.T) {
 		t.Fatalf("status printed %d lines, want a header and 3 rows:\n%s", len(lines), r.stdout)
 	}
 	want := [][]string{
-		{"ID", "CLIENT", "PEER", "UP", "LEADER", "BALLOT", "APPLIED", "CHOSEN", "KEYS"},
-		{"1", "", "127.0.0.1:9001", "up", "no", "3.2", "40", "41", "0"},
-		{"2", "", "127.0.0.1:9002", "up", "yes", "3.2", "41", "41", "0"},
-		{"3", dead, "127.0.0.1:9003", "down", "-", "-", "-", "-", "-"},
+		{"ID", "CLIENT", "PEER", "UP", "LEADER", "BALLOT", "APPLIED", "CHOSEN", "KEYS", "SNAPSHOT", "COMPACTED", "DISK"},
+		{"1", "", "127.0.0.1:9001", "up", "no", "3.2", "40", "41", "0", "-", "0", "512B"},
+		{"2", "", "127.0.0.1:9002", "up", "yes", "3.2", "41", "41", "0", "30", "25", "3.5MiB"},
+		{"3", dead, "127.0.0.1:9003", "down", "-", "-", "-", "-", "-", "-", "-", "-"},
 	}
 	for i, line := range lines {
 		got := strings.Fields(line)
@@ -320,7 +326,7 @@ func TestStatusJSON(t *testing.T) {
 	}
 	for i, row := range rows {
 		for _, k := range []string{"id", "client_addr", "peer_addr", "up", "leader", "leader_id",
-			"ballot", "applied", "chosen", "log_entries", "keys"} {
+			"ballot", "applied", "chosen", "log_entries", "keys", "snapshot_index", "compacted", "disk_bytes"} {
 			if _, ok := row[k]; !ok {
 				t.Errorf("row %d has no %q: %v", i, k, row)
 			}
@@ -331,6 +337,9 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if rows[0]["up"] != true || rows[0]["applied"] != 40.0 || rows[0]["log_entries"] != 7.0 {
 		t.Errorf("row 0 = %v", rows[0])
+	}
+	if rows[1]["snapshot_index"] != 30.0 || rows[1]["compacted"] != 25.0 || rows[1]["disk_bytes"] != float64(3<<20+1<<19) {
+		t.Errorf("row 1 snapshot fields = %v", rows[1])
 	}
 	if _, ok := rows[0]["error"]; ok {
 		t.Errorf("a replica that answered has an error: %v", rows[0])

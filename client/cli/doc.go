@@ -1,5 +1,5 @@
-// Package cli is the ballot command line: put, get, delete and status against a
-// Ballot cluster, built on package client.
+// Package cli is the ballot command line: put, get, delete, status, digest and
+// snapshot save against a Ballot cluster, built on package client.
 //
 // Usage:
 //
@@ -7,6 +7,8 @@
 //	ballot [global options] get [--stale] KEY
 //	ballot [global options] delete KEY
 //	ballot [global options] status [--json]
+//	ballot [global options] digest [--json]
+//	ballot [global options] snapshot save FILE
 //
 // Global options come before the command: --replicas FILE (default ./replicas.txt,
 // env BALLOT_REPLICAS), --endpoints host:port,... (env BALLOT_ENDPOINTS; overrides
@@ -14,9 +16,14 @@
 // deadline of each operation including its retries.
 //
 // Output is meant for scripts: put and delete print nothing on success; get prints
-// the value followed by a newline. Exit codes:
+// the value followed by a newline. digest prints each replica's applied slot, key
+// count and SHA-256 of its data, and fails when two replicas at the same slot
+// differ. snapshot save writes a fresh snapshot of the leader's store to FILE.tmp,
+// checks it against its SHA-256, syncs it, renames it to FILE and prints
+// "saved snapshot at slot N: S bytes, sha256 HEX"; on failure FILE is untouched.
+// Exit codes:
 //
-//	0  success (status: at least one replica answered)
+//	0  success (status, digest: at least one replica answered)
 //	1  get: the key holds no value ("not found" on stderr)
 //	2  usage error: wrong arguments, unknown command or flag
 //	3  any other failure, with one line on stderr saying what failed and where

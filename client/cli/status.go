@@ -29,7 +29,13 @@ type replicaStatus struct {
 	LogEntries int64   `json:"log_entries"`
 	Keys       int64   `json:"keys"`
 	Members    []int64 `json:"members"`
-	Error      string  `json:"error,omitempty"`
+	// SnapshotIndex is the applied slot of the latest snapshot, 0 if none.
+	SnapshotIndex int64 `json:"snapshot_index"`
+	// Compacted is the slot up to which log entries have been discarded.
+	Compacted int64 `json:"compacted"`
+	// DiskBytes is the size of the replica's data directory.
+	DiskBytes int64  `json:"disk_bytes"`
+	Error     string `json:"error,omitempty"`
 }
 
 // status asks every replica for its status at once, each within the timeout, and
@@ -110,10 +116,13 @@ func queryStatus(ctx context.Context, ask statusFunc, r replicas.Replica) replic
 	if st.Members != nil {
 		row.Members = st.Members
 	}
+	row.SnapshotIndex = st.SnapshotIndex
+	row.Compacted = st.Compacted
+	row.DiskBytes = st.DiskBytes
 	return row
 }
 
-func printJSON(c *cli.Context, rows []replicaStatus) error {
+func printJSON(c *cli.Context, rows any) error {
 	enc := json.NewEncoder(c.App.Writer)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rows)
@@ -121,7 +130,7 @@ func printJSON(c *cli.Context, rows []replicaStatus) error {
 
 func printTable(c *cli.Context, rows []replicaStatus) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tBALLOT\tAPPLIED\tCHOSEN\tKEYS")
+	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tBALLOT\tAPPLIED\tCHOSEN\tKEYS\tSNAPSHOT\tCOMPACTED\tDISK")
 	for _, r := range rows {
 		id, peer := "-", "-"
 		if r.ID > 0 {
@@ -131,7 +140,7 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 			peer = r.PeerAddr
 		}
 		if !r.Up {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
+			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
 			continue
 		}
 		leader := "no"
@@ -142,8 +151,32 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 		if ballot == "" {
 			ballot = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%d\t%d\t%d\n",
-			id, r.ClientAddr, peer, leader, ballot, r.Applied, r.Chosen, r.Keys)
+		snapshot := "-"
+		if r.SnapshotIndex > 0 {
+			snapshot = strconv.FormatInt(r.SnapshotIndex, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n",
+			id, r.ClientAddr, peer, leader, ballot, r.Applied, r.Chosen, r.Keys,
+			snapshot, r.Compacted, humanBytes(r.DiskBytes))
 	}
 	return tw.Flush()
+}
+
+// humanBytes writes n bytes in binary units without a space, so that a table
+// column stays one word: 512B, 1.5KiB, 12MiB.
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v := float64(n) / 1024
+	i := 0
+	for v >= 1023.5 && i < len(units)-1 { // would print as 1024 or more of this unit
+		v /= 1024
+		i++
+	}
+	if v < 9.95 {
+		return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64) + units[i]
 }

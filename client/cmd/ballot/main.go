@@ -1,5 +1,6 @@
-// Command ballot reads and writes a Ballot cluster: put, get, delete and status.
-// See package github.com/ballot-kv/ballot/client/cli for usage and exit codes.
+// Command ballot reads and writes a Ballot cluster: put, get, delete, status, digest
+// and snapshot save. See package github.com/ballot-kv/ballot/client/cli for usage and
+// exit codes.
 package main
 
 import (

@@ -361,7 +361,8 @@ func (r *snapReader) fail(err error) {
 }
 
 // Digest returns a SHA-256 over every user key and value, in key order, each key
-// and value preceded by its length (uvarint), and nothing else; with it the applied
+// and value preceded by its length (8 bytes, big-endian: the layout idl/kv.thrift
+// documents), and nothing else; with it the applied
 // slot and the number of keys, read in the same transaction. Two replicas at the same
 // applied slot must have the same digest. Like WriteSnapshot, it holds the writers
 // back only while it collects references to the records.
@@ -374,9 +375,11 @@ func (s *Store) Digest() (applied uint64, keys int64, sum [32]byte, err error) {
 	b := make([]byte, 0, 1<<15)
 	for _, r := range st.records {
 		k := r.key[len(prefixData):]
-		b = binary.AppendUvarint(b, uint64(len(k)))
+		// The layout idl/kv.thrift documents for Digest, so that any client can
+		// recompute it: 8-byte big-endian lengths.
+		b = binary.BigEndian.AppendUint64(b, uint64(len(k)))
 		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(r.val)))
+		b = binary.BigEndian.AppendUint64(b, uint64(len(r.val)))
 		b = append(b, r.val...)
 		if len(b) >= 1<<15 {
 			h.Write(b)

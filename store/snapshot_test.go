@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -422,4 +423,25 @@ func TestRebuildToSurvivesInstallAndRewrite(t *testing.T) {
 		t.Fatalf("rebuild slot after it was cleared: %d, %v", d.RebuildTo, err)
 	}
 	closeT(t, dst)
+}
+
+// Digest follows the layout idl/kv.thrift documents, so a client in any language
+// can recompute it from the keys and values it reads.
+func TestDigestLayout(t *testing.T) {
+	s := openT(t, t.TempDir())
+	applyT(t, s, commandsEntry(t, 1, put(1, 1, "b", "2"), put(1, 2, "a", "xyz")))
+	_, keys, got := digestT(t, s)
+	h := sha256.New()
+	for _, kv := range [][2]string{{"a", "xyz"}, {"b", "2"}} {
+		for _, part := range kv {
+			h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
+			h.Write([]byte(part))
+		}
+	}
+	var want [32]byte
+	h.Sum(want[:0])
+	if keys != 2 || got != want {
+		t.Fatalf("digest %x over %d keys, want %x over 2", got, keys, want)
+	}
+	closeT(t, s)
 }

@@ -87,6 +87,13 @@ struct Promise {
   5: i64 chosen
   /** Echoes the request's probe flag. */
   6: bool probe
+  /**
+   * Non-zero when ok is false because this acceptor has compacted its log up to
+   * this slot, at or past first_slot: it can no longer report what it accepted
+   * there. The candidate lacks chosen slots; it fetches a snapshot (fetch_snapshot)
+   * before it campaigns again.
+   */
+  7: i64 compacted
 }
 
 struct AcceptRequest {
@@ -116,6 +123,12 @@ struct ExecuteRequest {
   /** Chosen entries the receiver lacks, in slot order. */
   3: list<Entry> entries
   4: i64 commit
+  /**
+   * Non-zero: the leader has compacted its log up to this slot, so it cannot send
+   * the entries the receiver lacks up to there; the receiver fetches a snapshot
+   * from the leader (fetch_snapshot) and then the log after it.
+   */
+  5: i64 snapshot
 }
 
 struct Executed {
@@ -153,6 +166,27 @@ struct SnapshotChunk {
   6: binary data
 }
 
+struct InquiryRequest {
+  1: i64 sender
+}
+
+/**
+ * What a replica that starts without its acceptor state (a new or wiped data
+ * directory) learns from the others before it votes: see docs/design.md.
+ */
+struct Inquiry {
+  1: i64 sender
+  /** Highest ballot this replica has promised or accepted at. */
+  2: Ballot promised
+  /**
+   * Highest slot this replica has accepted an entry for or applied, or (while it is
+   * rebuilding lost storage itself) may have accepted before the loss.
+   */
+  3: i64 highest
+  /** True while this replica is itself starting without state: its answer carries nothing. */
+  4: bool starting
+}
+
 service Peer {
   /** Phase 1: promise to ignore ballots lower than req.ballot; report accepted entries. */
   Promise prepare(1: PrepareRequest req)
@@ -167,4 +201,6 @@ service Peer {
    * resumed may be told to start again on the newer one (see SnapshotChunk.index).
    */
   SnapshotChunk fetch_snapshot(1: SnapshotRequest req)
+  /** What a replica starting without its acceptor state must know before it votes. */
+  Inquiry inquire(1: InquiryRequest req)
 }

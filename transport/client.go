@@ -185,6 +185,25 @@ func (c *PeerClient) FetchSnapshot(ctx context.Context, from, index uint64, offs
 	return ch, nil
 }
 
+// Inquire asks the replica, on behalf of replica from, what a replica starting
+// without its acceptor state must know before it votes. Deadline and retry are as
+// for Call: the request changes nothing.
+func (c *PeerClient) Inquire(ctx context.Context, from uint64) (Inquiry, error) {
+	var q Inquiry
+	err := c.roundTrip(ctx, func(ctx context.Context, cl *peerapi.PeerClient) error {
+		reply, err := cl.Inquire(ctx, &peerapi.InquiryRequest{Sender: int64(from)})
+		if err != nil {
+			return err
+		}
+		q, err = InquiryFromThrift(reply)
+		return err
+	})
+	if err != nil {
+		return Inquiry{}, fmt.Errorf("inquire at %s: %w", c.addr, err)
+	}
+	return q, nil
+}
+
 // roundTrip runs fn once on a pooled or new connection, under ctx's deadline or
 // CallTimeout if ctx has none. A pooled connection that turns out closed by the
 // server is replaced and fn run once more.

@@ -217,12 +217,13 @@ func PromiseToThrift(m peer.Message) (*peerapi.Promise, error) {
 	var c conv
 	c.wantType(m, peer.MsgPromise)
 	r := &peerapi.Promise{
-		Probe:    m.Probe,
-		Sender:   c.out("sender", m.From),
-		Ok:       m.OK,
-		Promised: new(peerapi.Ballot),
-		Accepted: c.entriesOut(m.Entries),
-		Chosen:   c.out("chosen", m.Commit),
+		Probe:     m.Probe,
+		Sender:    c.out("sender", m.From),
+		Ok:        m.OK,
+		Promised:  new(peerapi.Ballot),
+		Accepted:  c.entriesOut(m.Entries),
+		Chosen:    c.out("chosen", m.Commit),
+		Compacted: c.out("compacted", m.Snapshot),
 	}
 	c.ballotOut("promised", r.Promised, m.Ballot)
 	if c.err != nil {
@@ -239,13 +240,14 @@ func PromiseFromThrift(r *peerapi.Promise) (peer.Message, error) {
 	}
 	var c conv
 	m := peer.Message{
-		Type:    peer.MsgPromise,
-		From:    c.in("sender", r.Sender),
-		OK:      r.Ok,
-		Ballot:  c.ballotIn("promised", r.Promised),
-		Entries: c.entriesIn(r.Accepted),
-		Commit:  c.in("chosen", r.Chosen),
-		Probe:   r.Probe,
+		Type:     peer.MsgPromise,
+		From:     c.in("sender", r.Sender),
+		OK:       r.Ok,
+		Ballot:   c.ballotIn("promised", r.Promised),
+		Entries:  c.entriesIn(r.Accepted),
+		Commit:   c.in("chosen", r.Chosen),
+		Probe:    r.Probe,
+		Snapshot: c.in("compacted", r.Compacted),
 	}
 	if c.err != nil {
 		return peer.Message{}, fmt.Errorf("promise from thrift: %w", c.err)
@@ -335,10 +337,11 @@ func ExecuteToThrift(m peer.Message) (*peerapi.ExecuteRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgExecute)
 	r := &peerapi.ExecuteRequest{
-		Sender:  c.out("sender", m.From),
-		Ballot:  new(peerapi.Ballot),
-		Entries: c.entriesOut(m.Entries),
-		Commit:  c.out("commit", m.Commit),
+		Sender:   c.out("sender", m.From),
+		Ballot:   new(peerapi.Ballot),
+		Entries:  c.entriesOut(m.Entries),
+		Commit:   c.out("commit", m.Commit),
+		Snapshot: c.out("snapshot", m.Snapshot),
 	}
 	c.ballotOut("ballot", r.Ballot, m.Ballot)
 	if c.err != nil {
@@ -354,11 +357,12 @@ func ExecuteFromThrift(r *peerapi.ExecuteRequest) (peer.Message, error) {
 	}
 	var c conv
 	m := peer.Message{
-		Type:    peer.MsgExecute,
-		From:    c.in("sender", r.Sender),
-		Ballot:  c.ballotIn("ballot", r.Ballot),
-		Entries: c.entriesIn(r.Entries),
-		Commit:  c.in("commit", r.Commit),
+		Type:     peer.MsgExecute,
+		From:     c.in("sender", r.Sender),
+		Ballot:   c.ballotIn("ballot", r.Ballot),
+		Entries:  c.entriesIn(r.Entries),
+		Commit:   c.in("commit", r.Commit),
+		Snapshot: c.in("snapshot", r.Snapshot),
 	}
 	if c.err != nil {
 		return peer.Message{}, fmt.Errorf("execute from thrift: %w", c.err)
@@ -396,4 +400,47 @@ func ExecutedFromThrift(r *peerapi.Executed) (peer.Message, error) {
 		return peer.Message{}, fmt.Errorf("executed from thrift: %w", c.err)
 	}
 	return m, nil
+}
+
+// Inquiry is a replica's answer to inquire: what a replica starting without its
+// acceptor state must know before it votes (see peer.Durable.RebuildTo).
+type Inquiry struct {
+	From     uint64
+	Promised peer.Ballot // highest ballot promised or accepted at
+	Highest  uint64      // highest slot accepted, applied or being rebuilt to
+	Starting bool        // the replica is starting without state itself
+}
+
+// InquiryToThrift converts an Inquiry.
+func InquiryToThrift(q Inquiry) (*peerapi.Inquiry, error) {
+	var c conv
+	r := &peerapi.Inquiry{
+		Sender:   c.out("sender", q.From),
+		Promised: new(peerapi.Ballot),
+		Highest:  c.out("highest", q.Highest),
+		Starting: q.Starting,
+	}
+	c.ballotOut("promised", r.Promised, q.Promised)
+	if c.err != nil {
+		return nil, fmt.Errorf("inquiry to thrift: %w", c.err)
+	}
+	return r, nil
+}
+
+// InquiryFromThrift converts an Inquiry reply.
+func InquiryFromThrift(r *peerapi.Inquiry) (Inquiry, error) {
+	if r == nil {
+		return Inquiry{}, fmt.Errorf("inquiry from thrift: reply: %w", ErrMissingField)
+	}
+	var c conv
+	q := Inquiry{
+		From:     c.in("sender", r.Sender),
+		Promised: c.ballotIn("promised", r.Promised),
+		Highest:  c.in("highest", r.Highest),
+		Starting: r.Starting,
+	}
+	if c.err != nil {
+		return Inquiry{}, fmt.Errorf("inquiry from thrift: %w", c.err)
+	}
+	return q, nil
 }

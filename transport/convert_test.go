@@ -81,6 +81,8 @@ func TestConvertRoundTrip(t *testing.T) {
 		{"heartbeat", peer.Message{Type: peer.MsgAccept, From: 3, Ballot: b, Commit: 6, RoundTrip: math.MaxInt64}},
 		{"accepted", peer.Message{Type: peer.MsgAccepted, From: 1, OK: true, Ballot: b, Commit: 8, RoundTrip: 11}},
 		{"execute", peer.Message{Type: peer.MsgExecute, From: 3, Ballot: b, Entries: testEntries(), Commit: math.MaxInt64}},
+		{"snapshot hint", peer.Message{Type: peer.MsgExecute, From: 3, Ballot: b, Commit: 900, Snapshot: 800}},
+		{"promise refused, compacted", peer.Message{Type: peer.MsgPromise, From: 2, Ballot: b, Commit: 900, Snapshot: 800}},
 		{"executed", peer.Message{Type: peer.MsgExecuted, From: 1, Commit: 8}},
 	}
 	for _, tt := range tests {

@@ -19,11 +19,39 @@ const DefaultHandlerTimeout = 5 * time.Second
 // From is the sender; its To and Token are zero.
 type StepFunc func(ctx context.Context, req peer.Message) (peer.Message, error)
 
+// InquireFunc answers inquire for the local replica; from is the asking replica.
+type InquireFunc func(ctx context.Context, from uint64) (Inquiry, error)
+
 // peerHandler adapts the Peer service to a StepFunc and a SnapshotSource.
 type peerHandler struct {
 	step      StepFunc
 	snapshots SnapshotSource // nil: no snapshots to give
+	inquire   InquireFunc    // nil: inquire fails
 	timeout   time.Duration
+}
+
+// WithInquire makes the Peer service h (from NewPeerHandler) answer inquire with fn.
+func WithInquire(h peerapi.Peer, fn InquireFunc) peerapi.Peer {
+	if ph, ok := h.(*peerHandler); ok {
+		ph.inquire = fn
+	}
+	return h
+}
+
+func (h *peerHandler) Inquire(ctx context.Context, r *peerapi.InquiryRequest) (*peerapi.Inquiry, error) {
+	if r == nil || r.Sender <= 0 {
+		return nil, fmt.Errorf("inquire: sender: %w", ErrMissingField)
+	}
+	if h.inquire == nil {
+		return nil, fmt.Errorf("inquire from %d: %w", r.Sender, ErrUnsupported)
+	}
+	qctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	q, err := h.inquire(qctx, uint64(r.Sender))
+	if err != nil {
+		return nil, fmt.Errorf("inquire from %d: %w", r.Sender, err)
+	}
+	return InquiryToThrift(q)
 }
 
 var _ peerapi.Peer = (*peerHandler)(nil)

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/ballot-kv/ballot/gen/peerapi"
+	"github.com/ballot-kv/ballot/peer"
 )
 
 // fileSource is a SnapshotSource holding one snapshot file, as a replica holds
@@ -389,5 +390,31 @@ func TestFetchSnapshotClientChecksChunk(t *testing.T) {
 		if _, err := newClient(t, srv, ClientOptions{}).FetchSnapshot(ctxWithTimeout(t), 1, 5, 10, 20); err != nil {
 			t.Errorf("%+v: %v", ok, err)
 		}
+	}
+}
+
+// TestInquireRoundTrip asks a real server what a replica starting without state
+// must know, and gets the answer the replica gave; without an answerer the call
+// fails rather than answering zeros (which would read as "a new cluster").
+func TestInquireRoundTrip(t *testing.T) {
+	want := Inquiry{From: 2, Promised: peer.Ballot{Round: 9, ID: 3}, Highest: 12345, Starting: false}
+	var asked uint64
+	h := WithInquire(NewPeerHandler(echoStep, nil, 0), func(_ context.Context, from uint64) (Inquiry, error) {
+		asked = from
+		return want, nil
+	})
+	srv := startPeer(t, h, ServerOptions{MaxFrameSize: PeerMaxFrameSize})
+	c := newClient(t, srv, ClientOptions{})
+	got, err := c.Inquire(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || asked != 1 {
+		t.Fatalf("inquire: got %+v (asked for %d), want %+v (asked for 1)", got, asked, want)
+	}
+
+	bare := startPeer(t, NewPeerHandler(echoStep, nil, 0), ServerOptions{MaxFrameSize: PeerMaxFrameSize})
+	if q, err := newClient(t, bare, ClientOptions{}).Inquire(context.Background(), 1); err == nil {
+		t.Fatalf("inquire without an answerer: %+v, want an error", q)
 	}
 }

@@ -1095,6 +1095,10 @@ func (p *PrepareRequest) String() string {
 //  - Accepted: Every entry this acceptor has accepted at slot >= first_slot.
 //  - Chosen: Every slot up to this one is known chosen at the acceptor.
 //  - Probe: Echoes the request's probe flag.
+//  - Compacted: Non-zero when ok is false because this acceptor has compacted its log up to
+// this slot, at or past first_slot: it can no longer report what it accepted
+// there. The candidate lacks chosen slots; it fetches a snapshot (fetch_snapshot)
+// before it campaigns again.
 type Promise struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ok bool `thrift:"ok,2" db:"ok" json:"ok"`
@@ -1102,6 +1106,7 @@ type Promise struct {
   Accepted []*Entry `thrift:"accepted,4" db:"accepted" json:"accepted"`
   Chosen int64 `thrift:"chosen,5" db:"chosen" json:"chosen"`
   Probe bool `thrift:"probe,6" db:"probe" json:"probe"`
+  Compacted int64 `thrift:"compacted,7" db:"compacted" json:"compacted"`
 }
 
 func NewPromise() *Promise {
@@ -1134,6 +1139,10 @@ func (p *Promise) GetChosen() int64 {
 
 func (p *Promise) GetProbe() bool {
   return p.Probe
+}
+
+func (p *Promise) GetCompacted() int64 {
+  return p.Compacted
 }
 func (p *Promise) IsSetPromised() bool {
   return p.Promised != nil
@@ -1205,6 +1214,16 @@ func (p *Promise) Read(ctx context.Context, iprot thrift.TProtocol) error {
     case 6:
       if fieldTypeId == thrift.BOOL {
         if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 7:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField7(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1291,6 +1310,15 @@ func (p *Promise)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error
   return nil
 }
 
+func (p *Promise)  ReadField7(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 7: ", err)
+} else {
+  p.Compacted = v
+}
+  return nil
+}
+
 func (p *Promise) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Promise"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1301,6 +1329,7 @@ func (p *Promise) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
     if err := p.writeField6(ctx, oprot); err != nil { return err }
+    if err := p.writeField7(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1379,6 +1408,16 @@ func (p *Promise) writeField6(ctx context.Context, oprot thrift.TProtocol) (err 
   return err
 }
 
+func (p *Promise) writeField7(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "compacted", thrift.I64, 7); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 7:compacted: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Compacted)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.compacted (7) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 7:compacted: ", p), err) }
+  return err
+}
+
 func (p *Promise) Equals(other *Promise) bool {
   if p == other {
     return true
@@ -1395,6 +1434,7 @@ func (p *Promise) Equals(other *Promise) bool {
   }
   if p.Chosen != other.Chosen { return false }
   if p.Probe != other.Probe { return false }
+  if p.Compacted != other.Compacted { return false }
   return true
 }
 
@@ -1946,11 +1986,15 @@ func (p *Accepted) String() string {
 //  - Ballot
 //  - Entries: Chosen entries the receiver lacks, in slot order.
 //  - Commit
+//  - Snapshot: Non-zero: the leader has compacted its log up to this slot, so it cannot send
+// the entries the receiver lacks up to there; the receiver fetches a snapshot
+// from the leader (fetch_snapshot) and then the log after it.
 type ExecuteRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
   Entries []*Entry `thrift:"entries,3" db:"entries" json:"entries"`
   Commit int64 `thrift:"commit,4" db:"commit" json:"commit"`
+  Snapshot int64 `thrift:"snapshot,5" db:"snapshot" json:"snapshot"`
 }
 
 func NewExecuteRequest() *ExecuteRequest {
@@ -1975,6 +2019,10 @@ func (p *ExecuteRequest) GetEntries() []*Entry {
 
 func (p *ExecuteRequest) GetCommit() int64 {
   return p.Commit
+}
+
+func (p *ExecuteRequest) GetSnapshot() int64 {
+  return p.Snapshot
 }
 func (p *ExecuteRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -2026,6 +2074,16 @@ func (p *ExecuteRequest) Read(ctx context.Context, iprot thrift.TProtocol) error
     case 4:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 5:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField5(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -2094,6 +2152,15 @@ func (p *ExecuteRequest)  ReadField4(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *ExecuteRequest)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 5: ", err)
+} else {
+  p.Snapshot = v
+}
+  return nil
+}
+
 func (p *ExecuteRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ExecuteRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -2102,6 +2169,7 @@ func (p *ExecuteRequest) Write(ctx context.Context, oprot thrift.TProtocol) erro
     if err := p.writeField2(ctx, oprot); err != nil { return err }
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
+    if err := p.writeField5(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -2160,6 +2228,16 @@ func (p *ExecuteRequest) writeField4(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ExecuteRequest) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "snapshot", thrift.I64, 5); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:snapshot: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Snapshot)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.snapshot (5) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 5:snapshot: ", p), err) }
+  return err
+}
+
 func (p *ExecuteRequest) Equals(other *ExecuteRequest) bool {
   if p == other {
     return true
@@ -2174,6 +2252,7 @@ func (p *ExecuteRequest) Equals(other *ExecuteRequest) bool {
     if !_tgt.Equals(_src7) { return false }
   }
   if p.Commit != other.Commit { return false }
+  if p.Snapshot != other.Snapshot { return false }
   return true
 }
 
@@ -2826,6 +2905,330 @@ func (p *SnapshotChunk) String() string {
   return fmt.Sprintf("SnapshotChunk(%+v)", *p)
 }
 
+// Attributes:
+//  - Sender
+type InquiryRequest struct {
+  Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
+}
+
+func NewInquiryRequest() *InquiryRequest {
+  return &InquiryRequest{}
+}
+
+
+func (p *InquiryRequest) GetSender() int64 {
+  return p.Sender
+}
+func (p *InquiryRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *InquiryRequest)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Sender = v
+}
+  return nil
+}
+
+func (p *InquiryRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "InquiryRequest"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *InquiryRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:sender: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Sender)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:sender: ", p), err) }
+  return err
+}
+
+func (p *InquiryRequest) Equals(other *InquiryRequest) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Sender != other.Sender { return false }
+  return true
+}
+
+func (p *InquiryRequest) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("InquiryRequest(%+v)", *p)
+}
+
+// What a replica that starts without its acceptor state (a new or wiped data
+// directory) learns from the others before it votes: see docs/design.md.
+// 
+// Attributes:
+//  - Sender
+//  - Promised: Highest ballot this replica has promised or accepted at.
+//  - Highest: Highest slot this replica has accepted an entry for or applied, or (while it is
+// rebuilding lost storage itself) may have accepted before the loss.
+//  - Starting: True while this replica is itself starting without state: its answer carries nothing.
+type Inquiry struct {
+  Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
+  Promised *Ballot `thrift:"promised,2" db:"promised" json:"promised"`
+  Highest int64 `thrift:"highest,3" db:"highest" json:"highest"`
+  Starting bool `thrift:"starting,4" db:"starting" json:"starting"`
+}
+
+func NewInquiry() *Inquiry {
+  return &Inquiry{}
+}
+
+
+func (p *Inquiry) GetSender() int64 {
+  return p.Sender
+}
+var Inquiry_Promised_DEFAULT *Ballot
+func (p *Inquiry) GetPromised() *Ballot {
+  if !p.IsSetPromised() {
+    return Inquiry_Promised_DEFAULT
+  }
+return p.Promised
+}
+
+func (p *Inquiry) GetHighest() int64 {
+  return p.Highest
+}
+
+func (p *Inquiry) GetStarting() bool {
+  return p.Starting
+}
+func (p *Inquiry) IsSetPromised() bool {
+  return p.Promised != nil
+}
+
+func (p *Inquiry) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 4:
+      if fieldTypeId == thrift.BOOL {
+        if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *Inquiry)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Sender = v
+}
+  return nil
+}
+
+func (p *Inquiry)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Promised = &Ballot{}
+  if err := p.Promised.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Promised), err)
+  }
+  return nil
+}
+
+func (p *Inquiry)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Highest = v
+}
+  return nil
+}
+
+func (p *Inquiry)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBool(ctx); err != nil {
+  return thrift.PrependError("error reading field 4: ", err)
+} else {
+  p.Starting = v
+}
+  return nil
+}
+
+func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "Inquiry"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+    if err := p.writeField4(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *Inquiry) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:sender: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Sender)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:sender: ", p), err) }
+  return err
+}
+
+func (p *Inquiry) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "promised", thrift.STRUCT, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:promised: ", p), err) }
+  if err := p.Promised.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Promised), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:promised: ", p), err) }
+  return err
+}
+
+func (p *Inquiry) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "highest", thrift.I64, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:highest: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Highest)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.highest (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:highest: ", p), err) }
+  return err
+}
+
+func (p *Inquiry) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "starting", thrift.BOOL, 4); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:starting: ", p), err) }
+  if err := oprot.WriteBool(ctx, bool(p.Starting)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.starting (4) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 4:starting: ", p), err) }
+  return err
+}
+
+func (p *Inquiry) Equals(other *Inquiry) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Sender != other.Sender { return false }
+  if !p.Promised.Equals(other.Promised) { return false }
+  if p.Highest != other.Highest { return false }
+  if p.Starting != other.Starting { return false }
+  return true
+}
+
+func (p *Inquiry) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("Inquiry(%+v)", *p)
+}
+
 type Peer interface {
   // Phase 1: promise to ignore ballots lower than req.ballot; report accepted entries.
   // 
@@ -2850,6 +3253,11 @@ type Peer interface {
   // Parameters:
   //  - Req
   FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_r *SnapshotChunk, _err error)
+  // What a replica starting without its acceptor state must know before it votes.
+  // 
+  // Parameters:
+  //  - Req
+  Inquire(ctx context.Context, req *InquiryRequest) (_r *Inquiry, _err error)
 }
 
 type PeerClient struct {
@@ -2970,6 +3378,26 @@ func (p *PeerClient) FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "fetch_snapshot failed: unknown result")
 }
 
+// What a replica starting without its acceptor state must know before it votes.
+// 
+// Parameters:
+//  - Req
+func (p *PeerClient) Inquire(ctx context.Context, req *InquiryRequest) (_r *Inquiry, _err error) {
+  var _args24 PeerInquireArgs
+  _args24.Req = req
+  var _result26 PeerInquireResult
+  var _meta25 thrift.ResponseMeta
+  _meta25, _err = p.Client_().Call(ctx, "inquire", &_args24, &_result26)
+  p.SetLastResponseMeta_(_meta25)
+  if _err != nil {
+    return
+  }
+  if _ret27 := _result26.GetSuccess(); _ret27 != nil {
+    return _ret27, nil
+  }
+  return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "inquire failed: unknown result")
+}
+
 type PeerProcessor struct {
   processorMap map[string]thrift.TProcessorFunction
   handler Peer
@@ -2990,12 +3418,13 @@ func (p *PeerProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewPeerProcessor(handler Peer) *PeerProcessor {
 
-  self24 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self24.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
-  self24.processorMap["accept"] = &peerProcessorAccept{handler:handler}
-  self24.processorMap["execute"] = &peerProcessorExecute{handler:handler}
-  self24.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
-return self24
+  self28 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self28.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
+  self28.processorMap["accept"] = &peerProcessorAccept{handler:handler}
+  self28.processorMap["execute"] = &peerProcessorExecute{handler:handler}
+  self28.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
+  self28.processorMap["inquire"] = &peerProcessorInquire{handler:handler}
+return self28
 }
 
 func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -3006,12 +3435,12 @@ func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtoc
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x25 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x29 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x25.Write(ctx, oprot)
+  x29.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x25
+  return false, x29
 
 }
 
@@ -3020,7 +3449,7 @@ type peerProcessorPrepare struct {
 }
 
 func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err26 error
+  var _write_err30 error
   args := PeerPrepareArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3066,21 +3495,21 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc27 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
+    _exc31 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if err2 := _exc27.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := _exc31.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
-      _write_err26 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
+      _write_err30 = thrift.WrapTException(err2)
     }
-    if _write_err26 != nil {
-      return false, thrift.WrapTException(_write_err26)
+    if _write_err30 != nil {
+      return false, thrift.WrapTException(_write_err30)
     }
     return true, err
   } else {
@@ -3088,19 +3517,19 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.REPLY, seqId); err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err26 == nil && err2 != nil {
-    _write_err26 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
+    _write_err30 = thrift.WrapTException(err2)
   }
-  if _write_err26 != nil {
-    return false, thrift.WrapTException(_write_err26)
+  if _write_err30 != nil {
+    return false, thrift.WrapTException(_write_err30)
   }
   return true, err
 }
@@ -3110,7 +3539,7 @@ type peerProcessorAccept struct {
 }
 
 func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err28 error
+  var _write_err32 error
   args := PeerAcceptArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3156,21 +3585,21 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc29 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
+    _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err28 = thrift.WrapTException(err2)
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if err2 := _exc29.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
-      _write_err28 = thrift.WrapTException(err2)
+    if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
-      _write_err28 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
-      _write_err28 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if _write_err28 != nil {
-      return false, thrift.WrapTException(_write_err28)
+    if _write_err32 != nil {
+      return false, thrift.WrapTException(_write_err32)
     }
     return true, err
   } else {
@@ -3178,19 +3607,19 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.REPLY, seqId); err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if _write_err28 != nil {
-    return false, thrift.WrapTException(_write_err28)
+  if _write_err32 != nil {
+    return false, thrift.WrapTException(_write_err32)
   }
   return true, err
 }
@@ -3200,7 +3629,7 @@ type peerProcessorExecute struct {
 }
 
 func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err30 error
+  var _write_err34 error
   args := PeerExecuteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3246,21 +3675,21 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc31 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
+    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := _exc31.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if _write_err30 != nil {
-      return false, thrift.WrapTException(_write_err30)
+    if _write_err34 != nil {
+      return false, thrift.WrapTException(_write_err34)
     }
     return true, err
   } else {
@@ -3268,19 +3697,19 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.REPLY, seqId); err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if _write_err30 != nil {
-    return false, thrift.WrapTException(_write_err30)
+  if _write_err34 != nil {
+    return false, thrift.WrapTException(_write_err34)
   }
   return true, err
 }
@@ -3290,7 +3719,7 @@ type peerProcessorFetchSnapshot struct {
 }
 
 func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err32 error
+  var _write_err36 error
   args := PeerFetchSnapshotArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3336,21 +3765,21 @@ func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, i
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
+    _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if _write_err32 != nil {
-      return false, thrift.WrapTException(_write_err32)
+    if _write_err36 != nil {
+      return false, thrift.WrapTException(_write_err36)
     }
     return true, err
   } else {
@@ -3358,19 +3787,109 @@ func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.REPLY, seqId); err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if _write_err32 != nil {
-    return false, thrift.WrapTException(_write_err32)
+  if _write_err36 != nil {
+    return false, thrift.WrapTException(_write_err36)
+  }
+  return true, err
+}
+
+type peerProcessorInquire struct {
+  handler Peer
+}
+
+func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err38 error
+  args := PeerInquireArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "inquire", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := PeerInquireResult{}
+  if retval, err2 := p.handler.Inquire(ctx, args.Req); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    if errors.Is(err2, thrift.ErrAbandonRequest) {
+      return false, thrift.WrapTException(err2)
+    }
+    _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing inquire: " + err2.Error())
+    if err2 := oprot.WriteMessageBegin(ctx, "inquire", thrift.EXCEPTION, seqId); err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
+    }
+    if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
+    }
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
+    }
+    if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
+    }
+    if _write_err38 != nil {
+      return false, thrift.WrapTException(_write_err38)
+    }
+    return true, err
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "inquire", thrift.REPLY, seqId); err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
+  }
+  if _write_err38 != nil {
+    return false, thrift.WrapTException(_write_err38)
   }
   return true, err
 }
@@ -4168,6 +4687,204 @@ func (p *PeerFetchSnapshotResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("PeerFetchSnapshotResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Req
+type PeerInquireArgs struct {
+  Req *InquiryRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewPeerInquireArgs() *PeerInquireArgs {
+  return &PeerInquireArgs{}
+}
+
+var PeerInquireArgs_Req_DEFAULT *InquiryRequest
+func (p *PeerInquireArgs) GetReq() *InquiryRequest {
+  if !p.IsSetReq() {
+    return PeerInquireArgs_Req_DEFAULT
+  }
+return p.Req
+}
+func (p *PeerInquireArgs) IsSetReq() bool {
+  return p.Req != nil
+}
+
+func (p *PeerInquireArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *PeerInquireArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Req = &InquiryRequest{}
+  if err := p.Req.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+  }
+  return nil
+}
+
+func (p *PeerInquireArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "inquire_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *PeerInquireArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err) }
+  if err := p.Req.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err) }
+  return err
+}
+
+func (p *PeerInquireArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("PeerInquireArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+type PeerInquireResult struct {
+  Success *Inquiry `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewPeerInquireResult() *PeerInquireResult {
+  return &PeerInquireResult{}
+}
+
+var PeerInquireResult_Success_DEFAULT *Inquiry
+func (p *PeerInquireResult) GetSuccess() *Inquiry {
+  if !p.IsSetSuccess() {
+    return PeerInquireResult_Success_DEFAULT
+  }
+return p.Success
+}
+func (p *PeerInquireResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *PeerInquireResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *PeerInquireResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Success = &Inquiry{}
+  if err := p.Success.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+  }
+  return nil
+}
+
+func (p *PeerInquireResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "inquire_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *PeerInquireResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := p.Success.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *PeerInquireResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("PeerInquireResult(%+v)", *p)
 }
 
 

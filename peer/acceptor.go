@@ -165,10 +165,11 @@ func (r *Replica) advanceChosen() {
 	for {
 		le, ok := r.log[r.chosen+1]
 		if !ok || !le.chosen {
-			return
+			break
 		}
 		r.chosen++
 	}
+	r.rebuilding() // ends a rebuild the chosen prefix has now covered
 }
 
 // currentBallot is the ballot this replica proposes with, if it is a candidate or

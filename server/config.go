@@ -32,6 +32,22 @@ type Config struct {
 	// chosen before it holds new writes back to send them together in the next
 	// slot. Default 2.
 	MaxInFlightSlots int
+	// SnapshotEverySlots and SnapshotEveryBytes: the replica snapshots its store
+	// once this many slots, or this many bytes of log entries, have been applied
+	// since the last snapshot. Defaults 10,000 slots and 64 MiB.
+	SnapshotEverySlots uint64
+	SnapshotEveryBytes int64
+	// SnapshotRetainSlots is how many log slots below a snapshot are kept, so a
+	// follower slightly behind catches up from the log rather than by a transfer.
+	// Default 1,000; negative values are refused.
+	SnapshotRetainSlots uint64
+	// RewriteMinBytes: the store file is rewritten (to drop the history buntdb
+	// appends) once it is larger than this and than twice its size after the last
+	// rewrite. Default 64 MiB.
+	RewriteMinBytes int64
+	// RestoreFrom, when set, names a snapshot file (ballot snapshot save) to
+	// create the data directory from; the directory must not hold a store yet.
+	RestoreFrom string
 	// Logger receives the replica's log. Nil discards.
 	Logger *slog.Logger
 }
@@ -55,6 +71,18 @@ func (c Config) withDefaults() Config {
 	if c.MaxInFlightSlots == 0 {
 		c.MaxInFlightSlots = 2
 	}
+	if c.SnapshotEverySlots == 0 {
+		c.SnapshotEverySlots = 10_000
+	}
+	if c.SnapshotEveryBytes == 0 {
+		c.SnapshotEveryBytes = 64 << 20
+	}
+	if c.SnapshotRetainSlots == 0 {
+		c.SnapshotRetainSlots = 1_000
+	}
+	if c.RewriteMinBytes == 0 {
+		c.RewriteMinBytes = 64 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -70,7 +98,8 @@ func (c Config) Validate() error {
 		return errors.New("--replicas must name the replicas file")
 	case c.DataDir == "":
 		return errors.New("--data must name a data directory")
-	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0 || c.MaxInFlightSlots < 0:
+	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0 || c.MaxInFlightSlots < 0 ||
+		c.SnapshotEveryBytes < 0 || c.RewriteMinBytes < 0:
 		return fmt.Errorf("durations must not be negative")
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/gen/kvapi"
 	"github.com/ballot-kv/ballot/replicas"
+	"github.com/ballot-kv/ballot/store"
 )
 
 // kvHandler adapts the client service of idl/kv.thrift to the node: it checks
@@ -20,6 +21,9 @@ type kvHandler struct {
 	timeout timeoutFunc
 	store   Storage
 	faults  faults
+	snaps   *snapshotFiles
+	dataDir string
+	digest  func() (applied uint64, keys int64, sum [32]byte, err error)
 }
 
 type timeoutFunc func(ctx context.Context) (context.Context, context.CancelFunc)
@@ -144,30 +148,60 @@ func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 		members = append(members, int64(m))
 	}
 	return &kvapi.ReplicaStatus{
-		ID:         int64(h.self.ID),
-		ClientAddr: h.self.ClientAddr,
-		PeerAddr:   h.self.PeerAddr,
-		IsLeader:   st.IsLeader,
-		LeaderID:   int64(st.Leader),
-		Ballot:     st.Promised.String(),
-		Applied:    int64(h.store.Applied()),
-		Chosen:     int64(st.Chosen),
-		LogEntries: int64(h.store.LogEntries()),
-		Keys:       int64(h.store.Keys()),
-		Members:    members,
-		// Snapshots, compaction and disk usage are not reported yet: 0.
-		SnapshotIndex: 0,
-		Compacted:     0,
-		DiskBytes:     0,
+		ID:            int64(h.self.ID),
+		ClientAddr:    h.self.ClientAddr,
+		PeerAddr:      h.self.PeerAddr,
+		IsLeader:      st.IsLeader,
+		LeaderID:      int64(st.Leader),
+		Ballot:        st.Promised.String(),
+		Applied:       int64(h.store.Applied()),
+		Chosen:        int64(st.Chosen),
+		LogEntries:    int64(h.store.LogEntries()),
+		Keys:          int64(h.store.Keys()),
+		Members:       members,
+		SnapshotIndex: int64(h.snaps.Latest().Index),
+		Compacted:     int64(st.Compacted),
+		DiskBytes:     dirBytes(h.dataDir),
 	}, nil
 }
 
-// Digest is not served yet; clients are told to try again later.
+// Digest hashes this replica's whole key space (the layout is in the IDL).
 func (h *kvHandler) Digest(context.Context) (*kvapi.Digest, error) {
-	return nil, h.leaderError(errors.New("digest is not served yet"))
+	applied, keys, sum, err := h.digest()
+	if err != nil {
+		return nil, h.leaderError(err)
+	}
+	return &kvapi.Digest{Applied: int64(applied), Keys: keys, Sha256: sum[:]}, nil
 }
 
-// Backup is not served yet; clients are told to try again later.
-func (h *kvHandler) Backup(context.Context, int64, int64, int32) (*kvapi.BackupChunk, error) {
-	return nil, h.leaderError(errors.New("backup is not served yet"))
+// Backup serves a snapshot taken for the caller (index 0) in chunks.
+func (h *kvHandler) Backup(ctx context.Context, index, offset int64, maxBytes int32) (*kvapi.BackupChunk, error) {
+	switch {
+	case index < 0:
+		return nil, invalid("index", 0, "index must not be negative, got %d", index)
+	case offset < 0:
+		return nil, invalid("offset", 0, "offset must not be negative, got %d", offset)
+	case index == 0 && offset != 0:
+		return nil, invalid("offset", 0, "a new backup starts at offset 0, got %d", offset)
+	case maxBytes < 1:
+		return nil, invalid("max_bytes", 1, "max_bytes must be at least 1, got %d", maxBytes)
+	}
+	var info store.SnapshotInfo
+	if index == 0 {
+		var err error
+		if info, err = h.snaps.take(); err != nil {
+			return nil, h.leaderError(err)
+		}
+	} else if info = h.snaps.lookup(uint64(index)); info.Index != uint64(index) {
+		return nil, h.leaderError(fmt.Errorf("snapshot %d is no longer held (the latest is %d): start again with index 0",
+			index, info.Index))
+	}
+	if offset > info.Size {
+		return nil, invalid("offset", info.Size, "offset %d is beyond the snapshot's %d bytes", offset, info.Size)
+	}
+	ch, err := readChunk(info, offset, int(min(maxBytes, kvapi.MAX_VALUE_BYTES)))
+	if err != nil {
+		return nil, h.leaderError(err)
+	}
+	return &kvapi.BackupChunk{Index: int64(ch.Index), Size: ch.Size, Checksum: ch.Sum[:], Offset: ch.Offset, Data: ch.Data}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/peer"
 	"github.com/ballot-kv/ballot/store"
+	"github.com/ballot-kv/ballot/transport"
 )
 
 // Errors the node reports to the client handler.
@@ -22,6 +23,8 @@ var (
 	errUnavailable = errors.New("unavailable")
 	// errStopped: the replica is shutting down.
 	errStopped = errors.New("replica stopping")
+	// errStarting: the replica is starting and not yet taking part.
+	errStarting = errors.New("replica starting")
 	// errNotMember: a peer request came from a replica that is not a voting
 	// member, or was not a request.
 	errNotMember = errors.New("sender is not a voting member of this replica's configuration")
@@ -35,6 +38,11 @@ type Storage interface {
 	Applied() uint64
 	Keys() int
 	LogEntries() int
+	Compact(upTo uint64) error
+	InstallSnapshot(path string) (store.SnapshotInfo, error)
+	FileSize() int64
+	Rewrite() error
+	SetRebuildTo(slot uint64) error
 }
 
 var _ Storage = (*store.Store)(nil)
@@ -96,8 +104,15 @@ type node struct {
 	proposals chan *proposal
 	reads     chan *readRequest
 
+	jobs    chan func() // work finished elsewhere, to be carried on in the loop
 	state   atomic.Pointer[nodeState]
 	stopped chan struct{} // closed when the loop has returned
+	ctx     context.Context
+
+	compact *compaction // nil: no snapshots or compaction (tests of the loop alone)
+	// rebuilding: the store records a rebuild of lost state (peer.Durable.RebuildTo)
+	// that the core has not finished yet.
+	rebuilding bool
 
 	// Loop-owned state.
 	nextToken    uint64
@@ -124,6 +139,8 @@ func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Durat
 		replies:      make(chan peer.Message, 4096),
 		proposals:    make(chan *proposal, 4096),
 		reads:        make(chan *readRequest, 4096),
+		jobs:         make(chan func(), 16),
+		ctx:          context.Background(),
 		pendingReply: make(map[uint64]chan peer.Message),
 		waiters:      make(map[clientKey][]*proposal),
 		readWaiters:  make(map[uint64]*readRequest),
@@ -223,6 +240,7 @@ func (n *node) read(ctx context.Context, key string) ([]byte, bool, error) {
 
 // run is the node loop. It returns when ctx ends or storage fails.
 func (n *node) run(ctx context.Context) error {
+	n.ctx = ctx
 	ticker := time.NewTicker(n.tick)
 	defer ticker.Stop()
 	defer close(n.stopped)
@@ -241,10 +259,16 @@ func (n *node) run(ctx context.Context) error {
 			n.collectProposals(p)
 		case rq := <-n.reads:
 			n.startRead(rq)
+		case fn := <-n.jobs:
+			fn()
 		}
 		n.drain()
 		n.proposeQueued()
-		if err := n.handleReady(); err != nil {
+		err := n.handleReady()
+		if err == nil {
+			err = n.fatal
+		}
+		if err != nil {
 			n.logger.Error("replica stops: stable storage failed", "err", err)
 			return err
 		}
@@ -394,6 +418,7 @@ func (n *node) handleReady() error {
 			if err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
+			n.afterApply(rd.Committed)
 			for _, res := range results {
 				if res.ClientID == 0 {
 					continue
@@ -425,12 +450,47 @@ func (n *node) handleReady() error {
 				n.failWrites(fmt.Errorf("%w: leadership changed before the write was chosen", errUnavailable))
 			}
 		}
+		if rd.Snapshot.Index != 0 {
+			n.wantSnapshot(rd.Snapshot)
+		}
 		n.core.Advance(rd)
 		n.serveReads()
 	}
 	n.publish()
 	n.noteCatchUp()
+	if n.rebuilding && n.status().RebuildTo == 0 {
+		if err := n.storage.SetRebuildTo(0); err != nil {
+			return fmt.Errorf("end rebuild: %w", err)
+		}
+		n.rebuilding = false
+		n.logger.Info("lost acceptor state rebuilt: voting again", "chosen", n.status().Chosen)
+	}
 	return nil
+}
+
+// inquire answers another replica that starts without acceptor state (see
+// planRebuild), from the core.
+func (n *node) inquire(ctx context.Context) (transport.Inquiry, error) {
+	done := make(chan transport.Inquiry, 1)
+	job := func() {
+		p, h := n.core.Inquire()
+		done <- transport.Inquiry{From: n.core.ID(), Promised: p, Highest: h}
+	}
+	select {
+	case n.jobs <- job:
+	case <-n.stopped:
+		return transport.Inquiry{}, errStopped
+	case <-ctx.Done():
+		return transport.Inquiry{}, ctx.Err()
+	}
+	select {
+	case q := <-done:
+		return q, nil
+	case <-n.stopped:
+		return transport.Inquiry{}, errStopped
+	case <-ctx.Done():
+		return transport.Inquiry{}, ctx.Err()
+	}
 }
 
 // catchUpLag is how far behind its leader a replica must fall before it logs

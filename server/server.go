@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
 	"github.com/ballot-kv/ballot/gen/peerapi"
@@ -40,6 +42,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if !ok {
 		return fmt.Errorf("replica id %d is not listed in %s", cfg.ID, cfg.ReplicasFile)
 	}
+	if cfg.RestoreFrom != "" {
+		info, err := store.Restore(cfg.DataDir, cfg.RestoreFrom)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		logger.Info("data directory restored from a snapshot", "file", cfg.RestoreFrom, "slot", info.Index, "keys", info.Keys)
+	}
 	st, err := store.Open(cfg.DataDir, store.Options{Logger: logger})
 	if err != nil {
 		return err
@@ -49,13 +58,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("load state from %s: %w", st.Path(), err)
 	}
+	snaps, err := openSnapshotFiles(cfg.DataDir, st, logger)
+	if err != nil {
+		return err
+	}
 	flt, err := loadFaults()
 	if err != nil {
 		return err
 	}
 	if flt.forgetPromises {
 		logger.Warn("FAULT forget-promises: starting without the acceptor's promises and accepted entries")
-		durable = peer.Durable{Applied: durable.Applied}
+		durable = peer.Durable{Applied: durable.Applied, Compacted: durable.Compacted}
 	}
 	members := make(map[uint64]replicas.Replica, len(list))
 	ids := make([]uint64, 0, len(list))
@@ -67,39 +80,51 @@ func Run(ctx context.Context, cfg Config) error {
 			peerAddrs[r.ID] = r.PeerAddr
 		}
 	}
-	core, err := peer.New(peer.Config{
-		ID:             self.ID,
-		Members:        ids,
-		ElectionTicks:  cfg.ElectionTicks,
-		HeartbeatTicks: cfg.HeartbeatTicks,
-		Seed:           seed(),
-		Logger:         cfg.Logger,
-	}, durable)
-	if err != nil {
-		return err
-	}
 
 	// Bind both ports before doing anything else, so a port in use is reported at
-	// once and nothing is left half started.
-	var n *node
-	peerSrv, err := transport.Listen(self.PeerAddr, peerapi.NewPeerProcessor(transport.NewPeerHandler(
-		func(ctx context.Context, m peer.Message) (peer.Message, error) { return n.step(ctx, m) },
-		nil, // no snapshots served yet: fetch_snapshot answers that there is none
-		cfg.PeerTimeout)), transport.ServerOptions{MaxFrameSize: peerMaxFrame, Logger: logger.With("port", "peer")})
+	// once and nothing is left half started. The peer port serves from the start:
+	// replicas starting together ask each other whether the cluster is new.
+	var live atomic.Pointer[node]
+	noState := durable.Promised == (peer.Ballot{}) && len(durable.Entries) == 0 && !flt.forgetPromises
+	var planning atomic.Bool
+	planning.Store(noState)
+	peerHandler := transport.WithInquire(transport.NewPeerHandler(
+		func(ctx context.Context, m peer.Message) (peer.Message, error) {
+			if n := live.Load(); n != nil {
+				return n.step(ctx, m)
+			}
+			return peer.Message{}, errStarting
+		},
+		snaps, cfg.PeerTimeout),
+		func(ctx context.Context, from uint64) (transport.Inquiry, error) {
+			if n := live.Load(); n != nil {
+				return n.inquire(ctx)
+			}
+			if planning.Load() {
+				return transport.Inquiry{From: self.ID, Starting: true}, nil
+			}
+			return transport.Inquiry{}, errStarting
+		})
+	peerSrv, err := transport.Listen(self.PeerAddr, peerapi.NewPeerProcessor(peerHandler),
+		transport.ServerOptions{MaxFrameSize: peerMaxFrame, Logger: logger.With("port", "peer")})
 	if err != nil {
 		return fmt.Errorf("peer service: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	sender := newPeerSender(runCtx, peerAddrs, func(m peer.Message) { n.deliver(m) }, cfg.PeerTimeout, peerMaxFrame, logger)
-	n = newNode(core, st, sender, cfg.Tick, cfg.MaxInFlightSlots, logger)
+	sender := newPeerSender(runCtx, peerAddrs, func(m peer.Message) {
+		if n := live.Load(); n != nil {
+			n.deliver(m)
+		}
+	}, cfg.PeerTimeout, peerMaxFrame, logger)
 	handler := &kvHandler{
-		node:    n,
 		self:    self,
 		members: members,
 		store:   st,
 		faults:  flt,
+		snaps:   snaps,
+		dataDir: cfg.DataDir,
+		digest:  st.Digest,
 		timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
 			return context.WithTimeout(ctx, cfg.RequestTimeout)
 		},
@@ -112,12 +137,9 @@ func Run(ctx context.Context, cfg Config) error {
 		sender.close()
 		return fmt.Errorf("client service: %w", err)
 	}
-	logger.Info("replica started", "client_addr", self.ClientAddr, "peer_addr", self.PeerAddr,
-		"members", len(ids), "data", st.Path(), "applied", durable.Applied, "log_entries", len(durable.Entries))
-
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)
-	for _, s := range []*transport.Server{peerSrv, clientSrv} {
+	serve := func(s *transport.Server) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -126,6 +148,82 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
+	stopServers := func() {
+		cancel()
+		clientSrv.Close()
+		peerSrv.Close()
+		wg.Wait()
+		sender.close()
+	}
+	serve(peerSrv)
+
+	if noState {
+		inquirers := make(map[uint64]inquirer, len(sender.links))
+		for id, l := range sender.links {
+			inquirers[id] = l.client
+		}
+		hold := 4*time.Duration(cfg.ElectionTicks)*cfg.Tick + 2*cfg.PeerTimeout
+		plan, err := planRebuild(runCtx, self.ID, durable.Applied, inquirers, len(list), hold, cfg.PeerTimeout, logger)
+		if err != nil {
+			stopServers()
+			return fmt.Errorf("start without acceptor state: %w", err)
+		}
+		if plan.rebuild {
+			upTo := max(plan.upTo, durable.Applied)
+			if err := st.SetRebuildTo(upTo); err != nil {
+				stopServers()
+				return err
+			}
+			if err := st.Save(true, plan.promised, nil); err != nil {
+				stopServers()
+				return err
+			}
+			durable.Promised, durable.RebuildTo = plan.promised, upTo
+			logger.Warn("rebuilding lost acceptor state: no votes until the log is learned up to the slot the others report",
+				"promised", plan.promised.String(), "rebuild_to", upTo)
+		} else {
+			logger.Info("new cluster: every replica is starting without state")
+		}
+		planning.Store(false)
+	}
+
+	core, err := peer.New(peer.Config{
+		ID:             self.ID,
+		Members:        ids,
+		ElectionTicks:  cfg.ElectionTicks,
+		HeartbeatTicks: cfg.HeartbeatTicks,
+		Seed:           seed(),
+		Logger:         cfg.Logger,
+	}, durable)
+	if err != nil {
+		stopServers()
+		return err
+	}
+	n := newNode(core, st, sender, cfg.Tick, cfg.MaxInFlightSlots, logger)
+	n.compact = &compaction{
+		policy: snapshotPolicy{
+			everySlots:   cfg.SnapshotEverySlots,
+			everyBytes:   cfg.SnapshotEveryBytes,
+			retainSlots:  cfg.SnapshotRetainSlots,
+			rewriteBytes: cfg.RewriteMinBytes,
+		},
+		files:        snaps,
+		lastSnapshot: max(snaps.Latest().Index, durable.Compacted),
+		rewrittenAt:  st.FileSize(),
+		fetcher: func(id uint64) snapshotFetcher {
+			if l, ok := sender.links[id]; ok {
+				return l.client
+			}
+			return nil
+		},
+	}
+	n.rebuilding = durable.RebuildTo != 0
+	handler.node = n
+	live.Store(n)
+	serve(clientSrv)
+	logger.Info("replica started", "client_addr", self.ClientAddr, "peer_addr", self.PeerAddr,
+		"members", len(ids), "data", st.Path(), "applied", durable.Applied, "log_entries", len(durable.Entries))
+
 	loopErr := make(chan error, 1)
 	go func() { loopErr <- n.run(runCtx) }()
 

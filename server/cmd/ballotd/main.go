@@ -40,6 +40,11 @@ func run(args []string) int {
 			&cli.StringFlag{Name: "data", Usage: "data directory for this replica's store", EnvVars: []string{"BALLOT_DATA"}, Required: true},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BALLOT_LOG_LEVEL"}},
 			&cli.IntFlag{Name: "max-inflight-slots", Value: 2, Usage: "slots a leader may have proposed and not yet chosen before new writes wait to share the next one", EnvVars: []string{"BALLOT_MAX_INFLIGHT_SLOTS"}},
+			&cli.Uint64Flag{Name: "snapshot-every-slots", Value: 10_000, Usage: "snapshot the store and compact the log after this many applied slots", EnvVars: []string{"BALLOT_SNAPSHOT_EVERY_SLOTS"}},
+			&cli.Int64Flag{Name: "snapshot-every-bytes", Value: 64 << 20, Usage: "... or after this many bytes of applied log entries", EnvVars: []string{"BALLOT_SNAPSHOT_EVERY_BYTES"}},
+			&cli.Uint64Flag{Name: "snapshot-retain-slots", Value: 1_000, Usage: "log slots kept below a snapshot for followers slightly behind", EnvVars: []string{"BALLOT_SNAPSHOT_RETAIN_SLOTS"}},
+			&cli.Int64Flag{Name: "rewrite-min-bytes", Value: 64 << 20, Usage: "rewrite the store file once it is larger than this and twice its last rewritten size", EnvVars: []string{"BALLOT_REWRITE_MIN_BYTES"}},
+			&cli.StringFlag{Name: "restore", Usage: "create the (empty) data directory from this snapshot `FILE` (ballot snapshot save), then start", EnvVars: []string{"BALLOT_RESTORE"}},
 			&cli.StringFlag{Name: "pprof", Usage: "serve Go's profiler (net/http/pprof) on this `host:port`; off when empty", EnvVars: []string{"BALLOT_PPROF"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -57,11 +62,16 @@ func run(args []string) int {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			err := server.Run(ctx, server.Config{
-				ID:               c.Uint64("id"),
-				ReplicasFile:     c.String("replicas"),
-				DataDir:          c.String("data"),
-				MaxInFlightSlots: c.Int("max-inflight-slots"),
-				Logger:           server.Logger(level, os.Stderr),
+				ID:                  c.Uint64("id"),
+				ReplicasFile:        c.String("replicas"),
+				DataDir:             c.String("data"),
+				MaxInFlightSlots:    c.Int("max-inflight-slots"),
+				SnapshotEverySlots:  c.Uint64("snapshot-every-slots"),
+				SnapshotEveryBytes:  c.Int64("snapshot-every-bytes"),
+				SnapshotRetainSlots: c.Uint64("snapshot-retain-slots"),
+				RewriteMinBytes:     c.Int64("rewrite-min-bytes"),
+				RestoreFrom:         c.String("restore"),
+				Logger:              server.Logger(level, os.Stderr),
 			})
 			if err != nil {
 				return cli.Exit("ballotd: "+err.Error(), 1)

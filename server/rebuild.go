@@ -1,0 +1,125 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ballot-kv/ballot/peer"
+	"github.com/ballot-kv/ballot/transport"
+)
+
+// inquirer asks one other replica what a replica rebuilding lost storage needs
+// to know (transport.PeerClient).
+type inquirer interface {
+	Inquire(ctx context.Context, from uint64) (transport.Inquiry, error)
+}
+
+// rebuildPlan is what a replica that starts without its acceptor state learned
+// from the others.
+type rebuildPlan struct {
+	rebuild  bool        // the cluster has history: rebuild; false: a new cluster
+	promised peer.Ballot // at least the highest ballot a majority of the others promised
+	upTo     uint64      // the highest slot they accepted, applied or are rebuilding to
+}
+
+// planRebuild decides how a replica whose store holds no acceptor state (a new
+// replica, a deleted data directory, or a restore from a backup) may start.
+//
+// If every other replica answers and none of them has promised a ballot or holds
+// a slot beyond what this replica has applied, the cluster is new (or restored
+// from one backup everywhere) and it starts as it is. Otherwise this replica
+// may have promised ballots and accepted entries it no longer remembers, and
+// voting as if it had not could lose a chosen value. It then waits for hold (long
+// enough that no candidate still counts a promise it gave before the loss, and
+// no leader a vote: both expire within an election timeout), asks a majority of
+// the others again, and starts with their highest ballot as its promise and as
+// peer.Durable.RebuildTo the highest slot they report; until it has learned every
+// slot up to there it neither campaigns nor promises (see package peer). It
+// retries until a majority answers or ctx ends.
+func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uint64]inquirer, clusterSize int,
+	hold, timeout time.Duration, logger *slog.Logger) (rebuildPlan, error) {
+	if len(peers) == 0 {
+		return rebuildPlan{}, nil
+	}
+	// Answers from others with state, as many as a majority of the whole
+	// cluster: then they include one of the others in any quorum this replica was
+	// part of before it lost its state.
+	need := clusterSize/2 + 1
+	first := true
+	for {
+		answers := inquireAll(ctx, self, peers, timeout)
+		established, counted := false, 0
+		var plan rebuildPlan
+		for _, a := range answers {
+			if a.Promised != (peer.Ballot{}) || a.Highest > applied {
+				established = true
+			}
+			if a.Starting {
+				continue
+			}
+			counted++
+			plan.promised = maxBallotOf(plan.promised, a.Promised)
+			plan.upTo = max(plan.upTo, a.Highest)
+		}
+		switch {
+		case !established && len(answers) == len(peers):
+			// Every other replica is new too (all must say so: one with
+			// history may be the only one left holding a chosen value).
+			return rebuildPlan{}, nil
+		case established && first:
+			logger.Warn("this replica has no acceptor state but the cluster has history: "+
+				"rebuilding it from the others before it votes", "wait", hold)
+			first = false
+			select {
+			case <-time.After(hold):
+			case <-ctx.Done():
+				return rebuildPlan{}, ctx.Err()
+			}
+			continue
+		case established && counted >= need:
+			plan.rebuild = true
+			return plan, nil
+		}
+		logger.Info("waiting for the other replicas to answer", "answered", len(answers), "with_state", counted,
+			"replicas", len(peers))
+		select {
+		case <-time.After(timeout):
+		case <-ctx.Done():
+			return rebuildPlan{}, fmt.Errorf("waiting for the other replicas: %w", ctx.Err())
+		}
+	}
+}
+
+// inquireAll asks every peer at once and returns the answers that came in time.
+func inquireAll(ctx context.Context, self uint64, peers map[uint64]inquirer, timeout time.Duration) []transport.Inquiry {
+	var mu sync.Mutex
+	var out []transport.Inquiry
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			a, err := p.Inquire(cctx, self)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out = append(out, a)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func maxBallotOf(a, b peer.Ballot) peer.Ballot {
+	if a.Less(b) {
+		return b
+	}
+	return a
+}

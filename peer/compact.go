@@ -68,7 +68,7 @@ func (r *Replica) InstallSnapshot(index uint64) error {
 	r.compacted = max(r.compacted, index)
 	r.chosen = max(r.chosen, index)
 	r.advanceChosen()
-	r.logger.Info("installed snapshot", "slot", index, "chosen", r.chosen)
+	r.logger.Debug("installed snapshot", "slot", index, "chosen", r.chosen)
 	return nil
 }
 

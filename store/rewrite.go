@@ -225,7 +225,7 @@ func (s *Store) InstallSnapshot(path string) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	s.logger.Info("installed a snapshot", "file", path, "slot", info.Index, "keys", info.Keys,
+	s.logger.Debug("installed a snapshot", "file", path, "slot", info.Index, "keys", info.Keys,
 		"log_entries", s.logEntries.Load(), "took", time.Since(started).Round(time.Millisecond))
 	return info, nil
 }

@@ -109,7 +109,7 @@ func (s *Store) WriteSnapshot(path string) (SnapshotInfo, error) {
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("snapshot %s: %w", s.path, err)
 	}
-	s.logger.Info("wrote a snapshot", "file", path, "slot", info.Index, "keys", info.Keys, "bytes", info.Size)
+	s.logger.Debug("wrote a snapshot", "file", path, "slot", info.Index, "keys", info.Keys, "bytes", info.Size)
 	return info, nil
 }
 

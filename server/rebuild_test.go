@@ -1,0 +1,241 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ballot-kv/ballot/peer"
+	"github.com/ballot-kv/ballot/transport"
+)
+
+// fakeInquirer is another replica answering Inquire. It is called concurrently
+// (inquireAll asks every replica at once, and the test reads its calls).
+type fakeInquirer struct {
+	mu     sync.Mutex // guards the fields below
+	answer func(call int) (transport.Inquiry, error)
+	calls  []time.Time
+}
+
+func (f *fakeInquirer) Inquire(ctx context.Context, from uint64) (transport.Inquiry, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, time.Now())
+	n, answer := len(f.calls), f.answer
+	f.mu.Unlock()
+	return answer(n)
+}
+
+func (f *fakeInquirer) callTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.calls...)
+}
+
+// answers builds a replica that always gives the same answer.
+func answers(q transport.Inquiry, err error) *fakeInquirer {
+	return &fakeInquirer{answer: func(int) (transport.Inquiry, error) { return q, err }}
+}
+
+var (
+	errNoAnswer = errors.New("connection refused")
+	starting    = transport.Inquiry{Starting: true}
+)
+
+func silent() *fakeInquirer { return answers(transport.Inquiry{}, errNoAnswer) }
+
+func withState(promised peer.Ballot, highest uint64) *fakeInquirer {
+	return answers(transport.Inquiry{Promised: promised, Highest: highest}, nil)
+}
+
+type planResult struct {
+	plan rebuildPlan
+	err  error
+}
+
+// startPlan runs planRebuild for replica 1 in the background.
+func startPlan(t *testing.T, ctx context.Context, applied uint64, fakes map[uint64]*fakeInquirer, clusterSize int,
+	hold, timeout time.Duration) <-chan planResult {
+	peers := make(map[uint64]inquirer, len(fakes))
+	for id, f := range fakes {
+		peers[id] = f
+	}
+	done := make(chan planResult, 1)
+	go func() {
+		plan, err := planRebuild(ctx, 1, applied, peers, clusterSize, hold, timeout, testLogger(t))
+		done <- planResult{plan, err}
+	}()
+	return done
+}
+
+func waitPlan(t *testing.T, done <-chan planResult, within time.Duration) planResult {
+	t.Helper()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(within):
+		t.Fatalf("planRebuild did not return within %v", within)
+		return planResult{}
+	}
+}
+
+// undecided waits until f has been asked at least n times, failing if
+// planRebuild returns first.
+func undecided(t *testing.T, done <-chan planResult, f *fakeInquirer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.callTimes()) < n {
+		select {
+		case r := <-done:
+			t.Fatalf("decided %+v, %v after %d inquiries; want it to keep waiting", r.plan, r.err, len(f.callTimes()))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("asked %d times in 10s; want %d", len(f.callTimes()), n)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("decided %+v, %v after %d inquiries; want it to keep waiting", r.plan, r.err, len(f.callTimes()))
+	default:
+	}
+}
+
+// When every other replica is starting without state too, the cluster is new:
+// the replica starts as it is, without waiting out the hold.
+func TestPlanNewCluster(t *testing.T) {
+	const hold = time.Minute
+	fakes := map[uint64]*fakeInquirer{2: answers(starting, nil), 3: answers(starting, nil)}
+	start := time.Now()
+	r := waitPlan(t, startPlan(t, context.Background(), 0, fakes, 3, hold, 50*time.Millisecond), 10*time.Second)
+	if r.err != nil || r.plan != (rebuildPlan{}) {
+		t.Fatalf("plan %+v, %v; want a new cluster", r.plan, r.err)
+	}
+	if d := time.Since(start); d >= hold {
+		t.Fatalf("took %v: it waited out the hold", d)
+	}
+}
+
+// A replica that does not answer may be the only one holding a chosen value, so
+// the cluster is not taken as new while any other replica is silent.
+func TestPlanWaitsForEveryReplicaBeforeNewCluster(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := silent()
+	fakes := map[uint64]*fakeInquirer{2: answers(starting, nil), 3: answers(starting, nil), 4: quiet, 5: answers(starting, nil)}
+	done := startPlan(t, ctx, 0, fakes, 5, time.Millisecond, 5*time.Millisecond)
+	undecided(t, done, quiet, 4)
+	cancel()
+	r := waitPlan(t, done, 10*time.Second)
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("after cancel: %+v, %v; want context.Canceled", r.plan, r.err)
+	}
+}
+
+// Once some replica reports history, the replica waits out the hold, asks again
+// and rebuilds with the highest ballot and slot of that last round.
+func TestPlanRebuild(t *testing.T) {
+	const hold = 80 * time.Millisecond
+	growing := &fakeInquirer{answer: func(call int) (transport.Inquiry, error) {
+		if call == 1 {
+			return transport.Inquiry{Promised: peer.Ballot{Round: 4, ID: 2}, Highest: 40}, nil
+		}
+		// Its leader went on: the answer after the hold is the one that counts.
+		return transport.Inquiry{Promised: peer.Ballot{Round: 4, ID: 2}, Highest: 52}, nil
+	}}
+	fakes := map[uint64]*fakeInquirer{
+		2: growing,
+		3: withState(peer.Ballot{Round: 5, ID: 3}, 37),
+		4: withState(peer.Ballot{Round: 5, ID: 1}, 45),
+		5: silent(),
+	}
+	r := waitPlan(t, startPlan(t, context.Background(), 10, fakes, 5, hold, 20*time.Millisecond), 10*time.Second)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	want := rebuildPlan{rebuild: true, promised: peer.Ballot{Round: 5, ID: 3}, upTo: 52}
+	if r.plan != want {
+		t.Fatalf("plan %+v, want %+v", r.plan, want)
+	}
+	for id, f := range fakes {
+		calls := f.callTimes()
+		if len(calls) < 2 {
+			t.Fatalf("replica %d asked %d times; want once before the hold and once after", id, len(calls))
+		}
+		if d := calls[len(calls)-1].Sub(calls[0]); d < hold {
+			t.Errorf("replica %d: last inquiry %v after the first; want at least the hold, %v", id, d, hold)
+		}
+	}
+}
+
+// With history in the cluster, the replica needs answers with state from as many
+// others as a majority of the whole cluster; replicas that are starting
+// themselves know nothing and do not count.
+func TestPlanWaitsForMajorityWithState(t *testing.T) {
+	cases := []struct {
+		name  string
+		fakes map[uint64]*fakeInquirer
+	}{
+		{"others starting", map[uint64]*fakeInquirer{
+			2: withState(peer.Ballot{Round: 2, ID: 2}, 9),
+			3: withState(peer.Ballot{Round: 2, ID: 2}, 9),
+			4: answers(starting, nil),
+			5: answers(starting, nil),
+		}},
+		{"others silent", map[uint64]*fakeInquirer{
+			2: withState(peer.Ballot{Round: 2, ID: 2}, 9),
+			3: withState(peer.Ballot{Round: 2, ID: 2}, 9),
+			4: silent(),
+			5: silent(),
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := startPlan(t, ctx, 0, tc.fakes, 5, time.Millisecond, 5*time.Millisecond)
+			undecided(t, done, tc.fakes[2], 5) // well past the hold
+			cancel()
+			if r := waitPlan(t, done, 10*time.Second); !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("after cancel: %+v, %v; want context.Canceled", r.plan, r.err)
+			}
+		})
+	}
+}
+
+// A replica restored from a backup at slot S, whose peers were restored from the
+// same backup (nothing promised, nothing beyond S), starts a new cluster; one
+// slot more anywhere is history, and it rebuilds.
+func TestPlanRestoredReplica(t *testing.T) {
+	const applied = 120
+	cases := []struct {
+		name    string
+		highest uint64
+		rebuild bool
+	}{
+		{"peers at the backup's slot", applied, false},
+		{"peers behind it", applied - 20, false},
+		{"a peer past it", applied + 1, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fakes := map[uint64]*fakeInquirer{
+				2: withState(peer.Ballot{}, applied),
+				3: withState(peer.Ballot{}, tc.highest),
+			}
+			r := waitPlan(t, startPlan(t, context.Background(), applied, fakes, 3, time.Millisecond, 20*time.Millisecond),
+				10*time.Second)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.plan.rebuild != tc.rebuild {
+				t.Fatalf("plan %+v; want rebuild %v", r.plan, tc.rebuild)
+			}
+			if tc.rebuild && r.plan.upTo != tc.highest {
+				t.Fatalf("plan %+v; want a rebuild to slot %d", r.plan, tc.highest)
+			}
+		})
+	}
+}

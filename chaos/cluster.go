@@ -348,6 +348,18 @@ func (c *Cluster) Status(ctx context.Context, id int, timeout time.Duration) (*k
 	return kv.Status(ctx)
 }
 
+// Digest asks replica id for the digest of its store on a fresh connection.
+func (c *Cluster) Digest(ctx context.Context, id int, timeout time.Duration) (*kvapi.Digest, error) {
+	kv, err := dialKV(c.Replica(id).ClientAddr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer kv.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return kv.Digest(ctx)
+}
+
 // Statuses asks every replica for its status at once; replicas that do not
 // answer within timeout are missing from the result.
 func (c *Cluster) Statuses(ctx context.Context, timeout time.Duration) map[int]*kvapi.ReplicaStatus {

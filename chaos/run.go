@@ -3,6 +3,8 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -235,8 +237,10 @@ func finalReads(ctx context.Context, c *Cluster, h *History, keys []string) (map
 
 // converge waits until every replica has applied the same slot (at least
 // atLeast) and then compares stale reads of every key on every replica, with
-// each other and with the final linearizable reads. It returns how they
-// disagree ("" if they do not), or an error if they never settle.
+// each other and with the final linearizable reads, and the digests of their
+// whole stores at that slot, with each other and with their own stale reads.
+// It returns how they disagree ("" if they do not), or an error if they never
+// settle.
 func converge(ctx context.Context, c *Cluster, keys []string, final map[string]Output, atLeast int64, timeout time.Duration) (string, error) {
 	var diverged string
 	err := poll(ctx, timeout, "every replica to apply the same slot", func() error {
@@ -253,6 +257,17 @@ func converge(ctx context.Context, c *Cluster, keys []string, final map[string]O
 			}
 			views[id] = v
 		}
+		digests := make(map[int]*kvapi.Digest)
+		for _, id := range c.IDs() {
+			d, err := c.Digest(ctx, id, 2*time.Second)
+			if err != nil {
+				return fmt.Errorf("digest of replica %d: %w", id, err)
+			}
+			if d.Applied != slot {
+				return fmt.Errorf("replica %d's digest is at slot %d, its status said %d", id, d.Applied, slot)
+			}
+			digests[id] = d
+		}
 		again, err := sameApplied(ctx, c, atLeast)
 		if err != nil {
 			return err
@@ -260,7 +275,7 @@ func converge(ctx context.Context, c *Cluster, keys []string, final map[string]O
 		if again != slot {
 			return fmt.Errorf("applied moved from %d to %d while reading", slot, again)
 		}
-		var diffs []string
+		diffs := compareDigests(c.IDs(), digests, views)
 		for _, key := range keys {
 			byValue := make(map[string][]int)
 			for _, id := range c.IDs() {
@@ -280,6 +295,59 @@ func converge(ctx context.Context, c *Cluster, keys []string, final map[string]O
 		return "", fmt.Errorf("replicas did not converge: %w", err)
 	}
 	return diverged, nil
+}
+
+// compareDigests reports digests, taken at the same applied slot, that differ
+// from each other (listing every group of equal ones), or from the digest of
+// what the same replica's stale reads returned: the workload writes only the
+// keys it reads, so the two cover the same keys.
+func compareDigests(ids []int, digests map[int]*kvapi.Digest, views map[int]map[string]Output) []string {
+	var diffs []string
+	groups := make(map[string][]int)
+	var order []string
+	for _, id := range ids {
+		d := digests[id]
+		k := fmt.Sprintf("%d keys, sha256 %x", d.Keys, d.Sha256)
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], id)
+		if keys, sum := digestOf(views[id]); d.Keys != keys || !bytes.Equal(d.Sha256, sum[:]) {
+			diffs = append(diffs, fmt.Sprintf("replica %d's digest (%s) is not that of its stale reads (%d keys, sha256 %x)", id, k, keys, sum))
+		}
+	}
+	if len(groups) > 1 {
+		var parts []string
+		for _, k := range order {
+			parts = append(parts, fmt.Sprintf("%v: %s", groups[k], k))
+		}
+		diffs = append(diffs, "digests differ: "+strings.Join(parts, "; "))
+	}
+	return diffs
+}
+
+// digestOf computes the digest kvapi documents over the keys a view found:
+// keys in ascending byte order, each key and value preceded by its length as 8
+// bytes big-endian, hashed with SHA-256.
+func digestOf(view map[string]Output) (int64, [32]byte) {
+	var keys []string
+	for k, o := range view {
+		if o.Found {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		v := view[k].Value
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(k))))
+		h.Write([]byte(k))
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(v))))
+		h.Write([]byte(v))
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return int64(len(keys)), sum
 }
 
 // sameApplied returns the applied slot every replica reports, or an error if

@@ -84,7 +84,9 @@ type settings struct {
 	replicas int
 	clients  int
 	faults   []FaultKind
-	out      string
+	// compaction is the replicas' snapshot and compaction flags.
+	compaction Compaction
+	out        string
 }
 
 func loadSettings(t *testing.T, defaultDuration time.Duration) settings {
@@ -96,7 +98,10 @@ func loadSettings(t *testing.T, defaultDuration time.Duration) settings {
 		replicas: 5,
 		clients:  8,
 		faults:   AllFaults,
-		out:      filepath.Join(os.TempDir(), "ballot-chaos"),
+		// Aggressive, so that every history snapshots, compacts and
+		// transfers snapshots many times.
+		compaction: AggressiveCompaction,
+		out:        filepath.Join(os.TempDir(), "ballot-chaos"),
 	}
 	env := func(name string, parse func(string) error) {
 		if v := os.Getenv(name); v != "" {
@@ -123,6 +128,7 @@ func loadSettings(t *testing.T, defaultDuration time.Duration) settings {
 		return
 	})
 	env("CHAOS_FAULTS", func(v string) (err error) { s.faults, err = ParseFaults(v); return })
+	env("CHAOS_COMPACTION", func(v string) (err error) { s.compaction, err = ParseCompaction(v); return })
 	env("CHAOS_OUT", func(v string) error { s.out = v; return nil })
 	return s
 }
@@ -135,17 +141,18 @@ func TestChaosShort(t *testing.T) {
 		t.Skip("-short: the chaos campaign runs real replicas for about 40s")
 	}
 	s := loadSettings(t, 0)
-	t.Logf("seed %d (replay with CHAOS_SEED=%d), faults %v", s.seed, s.seed, s.faults)
+	t.Logf("seed %d (replay with CHAOS_SEED=%d), faults %v, compaction %s", s.seed, s.seed, s.faults, s.compaction)
 	res, err := RunHistory(context.Background(), RunConfig{
-		Binary:   ballotd,
-		Replicas: s.replicas,
-		Dir:      t.TempDir(),
-		OutDir:   s.out,
-		Name:     fmt.Sprintf("short-seed%d", s.seed),
-		Seed:     s.seed,
-		Duration: 35 * time.Second,
-		Workload: WorkloadConfig{Clients: s.clients},
-		Nemesis:  NemesisConfig{Faults: s.faults},
+		Binary:     ballotd,
+		Replicas:   s.replicas,
+		Compaction: s.compaction,
+		Dir:        t.TempDir(),
+		OutDir:     s.out,
+		Name:       fmt.Sprintf("short-seed%d", s.seed),
+		Seed:       s.seed,
+		Duration:   35 * time.Second,
+		Workload:   WorkloadConfig{Clients: s.clients},
+		Nemesis:    NemesisConfig{Faults: s.faults},
 		// Generous: under -race on two cores the checker is slower, and
 		// Unknown would fail the test.
 		CheckTimeout: 30 * time.Second,
@@ -215,13 +222,15 @@ func TestChaosLong(t *testing.T) {
 			t.Fatalf("go test -timeout leaves %s; a %s campaign may need %s (raise the timeout)", time.Until(dl).Round(time.Second), s.duration, need)
 		}
 	}
-	logf("campaign: seed %d, %s in histories of %s, %d replicas, %d clients, faults %v", s.seed, s.duration, s.history, s.replicas, s.clients, s.faults)
+	logf("campaign: seed %d, %s in histories of %s, %d replicas, %d clients, faults %v, compaction %s",
+		s.seed, s.duration, s.history, s.replicas, s.clients, s.faults, s.compaction)
 	t.Logf("seed %d; progress in %s", s.seed, progress.Name())
 
 	var histories, ops, faults, violations, lost int
 	// The summary is written however the campaign ends.
 	defer func() {
-		summary := fmt.Sprintf("chaos: histories=%d ops=%d faults=%d violations=%d lost=%d seed=%d", histories, ops, faults, violations, lost, s.seed)
+		summary := fmt.Sprintf("chaos: histories=%d ops=%d faults=%d violations=%d lost=%d seed=%d replicas=%d compaction=%s",
+			histories, ops, faults, violations, lost, s.seed, s.replicas, s.compaction.Name())
 		logf("%s", summary)
 		t.Log(summary)
 		if err := os.WriteFile(filepath.Join(s.out, "summary.txt"), []byte(summary+"\n"), 0o644); err != nil {
@@ -238,6 +247,7 @@ func TestChaosLong(t *testing.T) {
 		res, err := RunHistory(context.Background(), RunConfig{
 			Binary:       ballotd,
 			Replicas:     s.replicas,
+			Compaction:   s.compaction,
 			Dir:          t.TempDir(),
 			OutDir:       s.out,
 			Name:         fmt.Sprintf("long-seed%d-h%03d", s.seed, i),

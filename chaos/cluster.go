@@ -33,6 +33,9 @@ type ClusterConfig struct {
 	Env []string
 	// Seed seeds the proxies' random choices.
 	Seed uint64
+	// Compaction sets the replicas' snapshot, log compaction and store rewrite
+	// flags. The zero value is AggressiveCompaction.
+	Compaction Compaction
 	// Logf receives one line per process start and exit. Nil discards.
 	Logf func(format string, args ...any)
 }
@@ -200,8 +203,10 @@ func (c *Cluster) Start(id int) error {
 		return err
 	}
 	r.starts++
-	fmt.Fprintf(logf, "=== chaos: start #%d of replica %d at %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.cfg.Binary, "--id", strconv.Itoa(id), "--replicas", r.ReplicasFile, "--data", r.DataDir)
+	fmt.Fprintf(logf, "=== chaos: start #%d of replica %d at %s: %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano),
+		c.cfg.Compaction)
+	args := append([]string{"--id", strconv.Itoa(id), "--replicas", r.ReplicasFile, "--data", r.DataDir}, c.cfg.Compaction.args()...)
+	cmd := exec.Command(c.cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), c.cfg.Env...)
 	// If the test process dies without cleaning up (a go test timeout, say),
 	// the kernel kills its replicas too.

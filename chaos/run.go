@@ -30,6 +30,9 @@ type RunConfig struct {
 	Replicas int
 	// Dir is a scratch directory for data and logs.
 	Dir string
+	// Compaction sets the replicas' snapshot and compaction flags. The zero
+	// value is AggressiveCompaction.
+	Compaction Compaction
 	// OutDir receives the evidence of a failed history, in a subdirectory
 	// named after Name.
 	OutDir string
@@ -117,7 +120,8 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	wl := cfg.Workload.withDefaults()
 	res := Result{Name: cfg.Name, Seed: cfg.Seed}
 
-	c, err := StartCluster(ClusterConfig{Binary: cfg.Binary, Replicas: cfg.Replicas, Dir: cfg.Dir, Env: cfg.Env, Seed: cfg.Seed, Logf: logf})
+	c, err := StartCluster(ClusterConfig{Binary: cfg.Binary, Replicas: cfg.Replicas, Dir: cfg.Dir, Env: cfg.Env, Seed: cfg.Seed,
+		Compaction: cfg.Compaction, Logf: logf})
 	if err != nil {
 		return res, err
 	}

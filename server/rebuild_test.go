@@ -3,6 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +240,47 @@ func TestPlanRestoredReplica(t *testing.T) {
 				t.Fatalf("plan %+v; want a rebuild to slot %d", r.plan, tc.highest)
 			}
 		})
+	}
+}
+
+// Stopping a replica while it waits for the others to answer is a graceful stop,
+// not a failure to start.
+func TestRunStopsWhilePlanning(t *testing.T) {
+	dir := t.TempDir()
+	peerAddr := freePort(t)
+	file := filepath.Join(dir, "replicas.txt")
+	// Replica 2 never starts, so replica 1 keeps asking it.
+	lines := fmt.Sprintf("1 %s %s\n2 %s %s\n", freePort(t), peerAddr, freePort(t), freePort(t))
+	if err := os.WriteFile(file, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{ID: 1, ReplicasFile: file, DataDir: filepath.Join(dir, "1"), Logger: testLogger(t)})
+	}()
+
+	pc := transport.NewPeerClient(peerAddr, transport.ClientOptions{CallTimeout: time.Second})
+	defer pc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := pc.Inquire(context.Background(), 2)
+		if err == nil && q.Starting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 1 does not report that it is starting: %+v, %v", q, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stopped while waiting for replica 2: %v; want a graceful stop", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop within 10s")
 	}
 }

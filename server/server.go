@@ -166,6 +166,11 @@ func Run(ctx context.Context, cfg Config) error {
 		plan, err := planRebuild(runCtx, self.ID, durable.Applied, inquirers, len(list), hold, cfg.PeerTimeout, logger)
 		if err != nil {
 			stopServers()
+			if ctx.Err() != nil {
+				// Asked to stop while waiting for the others: a graceful stop.
+				logger.Info("replica stopped before the other replicas answered")
+				return nil
+			}
 			return fmt.Errorf("start without acceptor state: %w", err)
 		}
 		if plan.rebuild {

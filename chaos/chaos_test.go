@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,8 +135,9 @@ func loadSettings(t *testing.T, defaultDuration time.Duration) settings {
 }
 
 // TestChaosShort runs one history against the release build with every kind of
-// fault, and requires it to be linearizable, to lose no acknowledged write, and
-// to end with every replica holding the same data.
+// fault, wipes included, and compaction as aggressive as the campaign's, and
+// requires it to be linearizable, to lose no acknowledged write, and to end
+// with every replica holding the same data.
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the chaos campaign runs real replicas for about 40s")
@@ -168,6 +170,17 @@ func TestChaosShort(t *testing.T) {
 	}
 	if res.Faults < 3 {
 		t.Errorf("only %d faults injected", res.Faults)
+	}
+	// The nemesis deals every kind of the mix once in its first faults, and
+	// 35s leave room for far more than eight.
+	if slices.Contains(s.faults, FaultWipe) && res.Wipes == 0 {
+		t.Errorf("no replica was wiped in %d faults", res.Faults)
+	}
+	if res.Wipes > 0 && res.AfterWipe == 0 {
+		t.Errorf("%d wipes, yet no wiped replica answered an operation afterwards", res.Wipes)
+	}
+	if s.compaction == AggressiveCompaction && res.Compaction.Snapshots == 0 {
+		t.Errorf("compaction %s, yet no replica logged a snapshot in %d acknowledged writes", s.compaction, res.Writes)
 	}
 }
 

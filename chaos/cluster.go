@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -64,13 +65,23 @@ type Replica struct {
 	ReplicasFile string
 	LogPath      string
 
-	mu     sync.Mutex // guards cmd, done, killed, paused and starts
+	mu     sync.Mutex // guards cmd, done, killed, paused, starts and the wipe fields
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has exited
 	killed *atomic.Bool  // set before this harness kills cmd
 	paused bool
 	starts int
+	// wipes counts the times its data directory was deleted; rebuilding is
+	// set from a wipe until its log shows, after wipeLogAt (the log's size at
+	// the wipe), that it rebuilt its lost acceptor state.
+	wipes      int
+	rebuilding bool
+	wipeLogAt  int64
 }
+
+// rebuiltMarker is what ballotd logs once a replica that lost its acceptor
+// state has learned the log far enough to vote again (server/node.go).
+const rebuiltMarker = "lost acceptor state rebuilt"
 
 // StartCluster creates the proxies and replicas files and starts every replica.
 // It does not wait for them to serve; see WaitServing.
@@ -254,6 +265,81 @@ func (c *Cluster) Kill(id int) error {
 	case <-timer.C:
 		return fmt.Errorf("replica %d (pid %d) still running 10s after SIGKILL", id, r.cmd.Process.Pid)
 	}
+}
+
+// Wipe kills replica id with SIGKILL and deletes its data directory, as if its
+// disk had been lost; it does not restart it. Until the replica's log shows it
+// rebuilt its lost state, Rebuilding lists it.
+func (c *Cluster) Wipe(id int) error {
+	if err := c.Kill(id); err != nil {
+		return err
+	}
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runningLocked() {
+		// Started again between Kill and here: not by this harness, whose
+		// nemesis is the only one to start replicas while faults run.
+		return fmt.Errorf("wipe replica %d: it is running again", id)
+	}
+	size := int64(0)
+	if fi, err := os.Stat(r.LogPath); err == nil {
+		size = fi.Size()
+	}
+	if err := os.RemoveAll(r.DataDir); err != nil {
+		return fmt.Errorf("wipe replica %d: %w", id, err)
+	}
+	if f, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintf(f, "=== chaos: data directory of replica %d deleted at %s\n", id, time.Now().Format(time.RFC3339Nano))
+		f.Close()
+	}
+	r.wipes++
+	r.rebuilding, r.wipeLogAt = true, size
+	return nil
+}
+
+// Rebuilding returns the wiped replicas whose log does not yet show, since the
+// last wipe, that they rebuilt their lost acceptor state.
+func (c *Cluster) Rebuilding() []int {
+	var out []int
+	for _, r := range c.reps {
+		r.mu.Lock()
+		if r.rebuilding && logContainsSince(r.LogPath, r.wipeLogAt, rebuiltMarker) {
+			r.rebuilding = false
+		}
+		if r.rebuilding {
+			out = append(out, r.ID)
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// Wiped returns every replica that was wiped at least once.
+func (c *Cluster) Wiped() []int {
+	var out []int
+	for _, r := range c.reps {
+		r.mu.Lock()
+		if r.wipes > 0 {
+			out = append(out, r.ID)
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// logContainsSince reports whether the file at path holds s after offset.
+func logContainsSince(path string, offset int64, s string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return false
+	}
+	data, err := io.ReadAll(f)
+	return err == nil && strings.Contains(string(data), s)
 }
 
 // Pause stops replica id with SIGSTOP.

@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -129,4 +130,28 @@ func (c Compaction) Name() string {
 // String is c's name and the flags ballotd gets.
 func (c Compaction) String() string {
 	return fmt.Sprintf("%s (%s)", c.Name(), strings.Join(c.args(), " "))
+}
+
+// compactionLog counts what the replicas' logs say about compaction, summed
+// over every replica and every start.
+type compactionLog struct {
+	Snapshots, Installs, Rewrites, Failures int
+}
+
+// countCompaction reads the replicas' logs for the lines server/compaction.go
+// writes.
+func countCompaction(c *Cluster) compactionLog {
+	var out compactionLog
+	for _, id := range c.IDs() {
+		data, err := os.ReadFile(c.Replica(id).LogPath)
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		out.Snapshots += strings.Count(s, `msg="snapshot taken"`)
+		out.Installs += strings.Count(s, `msg="snapshot installed"`)
+		out.Rewrites += strings.Count(s, `msg="store file rewritten"`)
+		out.Failures += strings.Count(s, `msg="snapshot failed"`) + strings.Count(s, `msg="store file rewrite failed"`)
+	}
+	return out
 }

@@ -38,10 +38,15 @@ const (
 	// FaultPause stops a replica (usually the leader) with SIGSTOP and
 	// continues it with SIGCONT when the fault ends.
 	FaultPause FaultKind = "pause"
+	// FaultWipe kills one replica with SIGKILL (often the leader), deletes its
+	// data directory and restarts it empty, at once or when the fault ends; it
+	// must rebuild itself from the others. Never more than a minority of the
+	// replicas are wiped and not yet rebuilt at once.
+	FaultWipe FaultKind = "wipe"
 )
 
 // AllFaults is what "all" means.
-var AllFaults = []FaultKind{FaultPartition, FaultOneWay, FaultDelay, FaultDrop, FaultKill, FaultKillMajority, FaultPause}
+var AllFaults = []FaultKind{FaultPartition, FaultOneWay, FaultDelay, FaultDrop, FaultKill, FaultKillMajority, FaultPause, FaultWipe}
 
 // ParseFaults reads a fault mix: kinds separated by commas, or "all".
 func ParseFaults(s string) ([]FaultKind, error) {
@@ -122,6 +127,8 @@ type FaultEvent struct {
 	Start, End int64
 	Kind       FaultKind
 	Detail     string
+	// Wiped is the replica a wipe deleted the data of; 0 for other kinds.
+	Wiped int
 }
 
 // Nemesis injects faults into a cluster on a schedule drawn from a seeded
@@ -132,6 +139,10 @@ type Nemesis struct {
 	rng  *rand.Rand
 	h    *History
 	logf func(string, ...any)
+
+	// deck holds the kinds still to be drawn in this round: every kind of
+	// the mix comes once per round, in a random order.
+	deck []FaultKind
 
 	mu     sync.Mutex // guards events and errs
 	events []FaultEvent
@@ -182,7 +193,7 @@ func (n *Nemesis) Run(ctx context.Context) {
 		if !pause(ctx, n.between(n.cfg.MinQuiet, n.cfg.MaxQuiet)) {
 			return
 		}
-		kinds := []FaultKind{n.cfg.Faults[n.rng.IntN(len(n.cfg.Faults))]}
+		kinds := []FaultKind{n.draw()}
 		if n.rng.Float64() < n.cfg.Combine {
 			second := n.cfg.Faults[n.rng.IntN(len(n.cfg.Faults))]
 			first := kinds[0]
@@ -194,7 +205,7 @@ func (n *Nemesis) Run(ctx context.Context) {
 		var heals []func() error
 		var started []int
 		for _, k := range kinds {
-			detail, heal, err := n.inject(ctx, k)
+			detail, heal, wiped, err := n.inject(ctx, k)
 			if err != nil {
 				n.fail(fmt.Errorf("inject %s: %w", k, err))
 			}
@@ -202,7 +213,7 @@ func (n *Nemesis) Run(ctx context.Context) {
 				continue
 			}
 			n.mu.Lock()
-			n.events = append(n.events, FaultEvent{Start: n.h.Now(), End: -1, Kind: k, Detail: detail})
+			n.events = append(n.events, FaultEvent{Start: n.h.Now(), End: -1, Kind: k, Detail: detail, Wiped: wiped})
 			started = append(started, len(n.events)-1)
 			n.mu.Unlock()
 			n.logf("fault %s: %s for %s", k, detail, hold.Round(time.Millisecond))
@@ -221,10 +232,34 @@ func (n *Nemesis) Run(ctx context.Context) {
 	}
 }
 
-// inject starts one fault and returns what it did and how to end it.
-func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error, error) {
+// draw returns the next kind from the deck, refilled with every kind of the
+// mix in a new random order when empty: a mix of k kinds has each of them in
+// every k faults in a row that start a round, so a short history still sees
+// every kind.
+func (n *Nemesis) draw() FaultKind {
+	if len(n.deck) == 0 {
+		n.deck = append(n.deck, n.cfg.Faults...)
+		n.rng.Shuffle(len(n.deck), func(i, j int) { n.deck[i], n.deck[j] = n.deck[j], n.deck[i] })
+	}
+	k := n.deck[0]
+	n.deck = n.deck[1:]
+	return k
+}
+
+// inject starts one fault and returns what it did, how to end it and, for a
+// wipe, the replica wiped.
+func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error, int, error) {
 	ids := n.c.IDs()
 	leader := n.c.Leader(ctx)
+	if k == FaultWipe {
+		return n.wipe(ids, leader)
+	}
+	detail, heal, err := n.injectOther(ctx, k, ids, leader)
+	return detail, heal, 0, err
+}
+
+// injectOther starts a fault of any kind but wipe.
+func (n *Nemesis) injectOther(ctx context.Context, k FaultKind, ids []int, leader int) (string, func() error, error) {
 	switch k {
 	case FaultPartition:
 		return n.partition(ids, leader)
@@ -279,6 +314,49 @@ func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error
 			func() error { return n.c.Resume(victim) }, nil
 	}
 	return "", nil, fmt.Errorf("unknown fault kind %q", k)
+}
+
+// wipe kills one replica, deletes its data directory and restarts it, two
+// times in three at once and otherwise when the fault ends. The victim is the
+// leader half the time. A wiped replica counts as rebuilding until its log
+// says it rebuilt its state; while a minority of the cluster is rebuilding, the
+// victim is one of them (wiping it again leaves no more replicas without state).
+func (n *Nemesis) wipe(ids []int, leader int) (string, func() error, int, error) {
+	rebuilding := n.c.Rebuilding()
+	victim, err := wipeVictim(n.rng, ids, rebuilding, leader)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	atOnce := n.rng.IntN(3) != 0
+	if err := n.c.Wipe(victim); err != nil {
+		return "", nil, 0, err
+	}
+	detail := fmt.Sprintf("kill -9 replica %d (leader %d), delete its data directory", victim, leader)
+	if len(rebuilding) > 0 {
+		detail += fmt.Sprintf(" (rebuilding before: %v)", rebuilding)
+	}
+	restart := func() error { return n.c.Start(victim) }
+	if atOnce {
+		return detail + ", restart it at once", func() error { return nil }, victim, restart()
+	}
+	return detail + ", restart it after", restart, victim, nil
+}
+
+// wipeVictim picks the replica to wipe: any replica (the leader half the time)
+// while fewer than a minority are rebuilding, otherwise one of those.
+func wipeVictim(rng *rand.Rand, ids, rebuilding []int, leader int) (int, error) {
+	minority := (len(ids) - 1) / 2
+	if minority < 1 {
+		return 0, fmt.Errorf("a cluster of %d replicas has no minority to wipe", len(ids))
+	}
+	candidates := ids
+	if len(rebuilding) >= minority {
+		candidates = rebuilding
+	}
+	if leader != 0 && slices.Contains(candidates, leader) && rng.IntN(2) == 0 {
+		return leader, nil
+	}
+	return candidates[rng.IntN(len(candidates))], nil
 }
 
 // killMajority kills a majority (sometimes every replica), the leader among

@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -137,5 +139,60 @@ func TestOneWayLeader(t *testing.T) {
 	}
 	if len(checked) < 2 {
 		t.Errorf("64 seeds did not draw both a mute and a deaf leader: %v", checked)
+	}
+}
+
+// TestWipeVictim checks that wipes never leave more than a minority without
+// state: once a minority is rebuilding, only they may be wiped again.
+func TestWipeVictim(t *testing.T) {
+	for _, tc := range []struct {
+		ids, rebuilding []int
+		allowed         []int
+	}{
+		{[]int{1, 2, 3}, nil, []int{1, 2, 3}},
+		{[]int{1, 2, 3}, []int{2}, []int{2}},
+		{[]int{1, 2, 3, 4, 5}, nil, []int{1, 2, 3, 4, 5}},
+		{[]int{1, 2, 3, 4, 5}, []int{4}, []int{1, 2, 3, 4, 5}},
+		{[]int{1, 2, 3, 4, 5}, []int{1, 4}, []int{1, 4}},
+	} {
+		seen := make(map[int]bool)
+		for seed := range uint64(200) {
+			rng := rand.New(rand.NewPCG(seed, 1))
+			leader := 1 + int(seed%uint64(len(tc.ids)))
+			v, err := wipeVictim(rng, tc.ids, tc.rebuilding, leader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(tc.allowed, v) {
+				t.Fatalf("ids %v, rebuilding %v: wiped %d; only %v may be", tc.ids, tc.rebuilding, v, tc.allowed)
+			}
+			seen[v] = true
+		}
+		if len(seen) != len(tc.allowed) {
+			t.Errorf("ids %v, rebuilding %v: 200 seeds wiped only %v of %v", tc.ids, tc.rebuilding, seen, tc.allowed)
+		}
+	}
+	for _, n := range []int{1, 2} {
+		if _, err := wipeVictim(rand.New(rand.NewPCG(1, 1)), []int{1, 2}[:n], nil, 1); err == nil {
+			t.Errorf("a cluster of %d replicas had a replica to wipe", n)
+		}
+	}
+}
+
+// TestDrawDealsEveryKind checks that every kind of the mix comes once in each
+// round of draws.
+func TestDrawDealsEveryKind(t *testing.T) {
+	n := NewNemesis(linkCluster(t, 3), NemesisConfig{Faults: AllFaults}, 7, NewHistory(), nil)
+	for round := range 5 {
+		var got []FaultKind
+		for range AllFaults {
+			got = append(got, n.draw())
+		}
+		slices.Sort(got)
+		want := slices.Clone(AllFaults)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d drew %v", round, got)
+		}
 	}
 }

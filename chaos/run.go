@@ -45,7 +45,7 @@ type RunConfig struct {
 	// CheckTimeout bounds porcupine. Default 60s.
 	CheckTimeout time.Duration
 	// SettleTimeout bounds the wait, after healing, for every replica to apply
-	// the same slot. Default 30s.
+	// the same slot, and for wiped replicas to finish rebuilding. Default 30s.
 	SettleTimeout time.Duration
 	// Logf receives progress lines. Nil discards.
 	Logf func(format string, args ...any)
@@ -58,6 +58,13 @@ type Result struct {
 	Counts
 	ReadsDropped, WritesNotProposed, Retries int64
 	Faults                                   int
+	// Wipes counts wipe faults; AfterWipe the operations a replica answered
+	// after it was wiped (and rebuilt: it neither leads nor answers before),
+	// final reads included.
+	Wipes, AfterWipe int
+	// Compaction is what the replicas' logs say they did: snapshots taken and
+	// installed, store files rewritten, and failures of either.
+	Compaction compactionLog
 	// Verdict is porcupine's: Ok, Illegal or Unknown (it ran out of time).
 	Verdict porcupine.CheckResult
 	// Lost counts acknowledged writes whose effect the final reads do not show
@@ -84,9 +91,13 @@ func (r Result) Failed() bool { return r.Violation() || r.Lost > 0 || len(r.Prob
 
 // String is a one-line summary.
 func (r Result) String() string {
-	s := fmt.Sprintf("%s: seed=%d verdict=%s ops=%d (reads=%d writes=%d unknown=%d; retries=%d, reads dropped=%d, writes refused=%d) faults=%d lost=%d took=%s",
+	s := fmt.Sprintf("%s: seed=%d verdict=%s ops=%d (reads=%d writes=%d unknown=%d; retries=%d, reads dropped=%d, writes refused=%d) "+
+		"faults=%d (wipes=%d, ops answered by wiped replicas=%d) snapshots=%d installed=%d rewrites=%d lost=%d took=%s",
 		r.Name, r.Seed, r.Verdict, r.Reads+r.Writes+r.Unknown, r.Reads, r.Writes, r.Unknown, r.Retries, r.ReadsDropped, r.WritesNotProposed,
-		r.Faults, r.Lost, r.Took.Round(time.Millisecond))
+		r.Faults, r.Wipes, r.AfterWipe, r.Compaction.Snapshots, r.Compaction.Installs, r.Compaction.Rewrites, r.Lost, r.Took.Round(time.Millisecond))
+	if r.Compaction.Failures > 0 {
+		s += fmt.Sprintf(" compaction-failures=%d", r.Compaction.Failures)
+	}
 	if r.Diverged != "" {
 		s += " DIVERGED: " + r.Diverged
 	}
@@ -160,18 +171,18 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 		res.Problems = append(res.Problems, "heal: "+err.Error())
 	}
 	healed := h.Now()
-	final := make(map[string]Output)
-	var finalApplied int64
+	var reads []finalRead
 	if err := c.WaitServing(ctx, 20*time.Second); err != nil {
 		res.Problems = append(res.Problems, "after healing: "+err.Error())
 	} else if _, err := c.WaitLeader(ctx, 30*time.Second); err != nil {
 		res.Problems = append(res.Problems, "after healing: "+err.Error())
 	} else {
-		final, finalApplied, err = finalReads(ctx, c, h, wl.Keys)
-		if err != nil {
-			res.Problems = append(res.Problems, "final reads: "+err.Error())
-		} else {
-			res.Diverged, err = converge(ctx, c, wl.Keys, final, finalApplied, cfg.SettleTimeout)
+		var problems []string
+		reads, problems = readBack(ctx, c, h, wl.Keys, cfg.SettleTimeout, logf)
+		res.Problems = append(res.Problems, problems...)
+		if len(reads) > 0 {
+			last := reads[len(reads)-1]
+			res.Diverged, err = converge(ctx, c, wl.Keys, last.values, last.applied, cfg.SettleTimeout)
 			if err != nil {
 				res.Problems = append(res.Problems, err.Error())
 			}
@@ -181,7 +192,22 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	res.Problems = append(res.Problems, c.Trouble()...)
 	ops := h.Ops()
 	res.Counts = countOps(ops)
-	res.Lost, res.LostDetail = lostWrites(ops, final)
+	for _, r := range reads {
+		// Each set of final reads came after every acknowledged write, so
+		// each must show the last of them.
+		lost, detail := lostWrites(ops, r.values)
+		res.Lost = max(res.Lost, lost)
+		for _, d := range detail {
+			res.LostDetail = append(res.LostDetail, fmt.Sprintf("final reads at replica %d: %s", r.replica, d))
+		}
+	}
+	for _, e := range events {
+		if e.Kind == FaultWipe {
+			res.Wipes++
+		}
+	}
+	res.AfterWipe = answeredAfterWipe(ops, events)
+	res.Compaction = countCompaction(c)
 	result, info := porcupine.CheckOperationsVerbose(KVModel, ops, cfg.CheckTimeout)
 	res.Verdict = result
 	res.Took = time.Since(begin)
@@ -196,19 +222,19 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 }
 
 // finalReads reads every key linearizably once the cluster is healed and
-// records the reads in h. It returns the values and the highest applied slot
-// the answering replicas reported.
-func finalReads(ctx context.Context, c *Cluster, h *History, keys []string) (map[string]Output, int64, error) {
+// records the reads in h. Each read goes to the replica at returns (which may
+// wait for one to lead). It returns the values and the highest applied slot the
+// answering replica reported.
+func finalReads(ctx context.Context, c *Cluster, h *History, keys []string, at func() (int, error)) (finalRead, error) {
 	session := h.NewSession()
-	out := make(map[string]Output)
-	var applied int64
+	out := finalRead{values: make(map[string]Output)}
 	for _, key := range keys {
 		err := poll(ctx, 20*time.Second, "a linearizable read of "+key, func() error {
-			leader := c.Leader(ctx)
-			if leader == 0 {
-				return errors.New("no leader")
+			target, err := at()
+			if err != nil {
+				return err
 			}
-			kv, err := dialKV(c.Replica(leader).ClientAddr, 4*time.Second)
+			kv, err := dialKV(c.Replica(target).ClientAddr, 4*time.Second)
 			if err != nil {
 				return err
 			}
@@ -219,24 +245,35 @@ func finalReads(ctx context.Context, c *Cluster, h *History, keys []string) (map
 			r, err := kv.Get(callCtx, key, kvapi.Consistency_LINEARIZABLE)
 			ret := h.Now()
 			kind, _ := classify(err)
-			o := Output{Replica: leader}
+			o := Output{Replica: target}
 			switch kind {
 			case errNone:
 				o.Found, o.Value = true, string(r.Value)
-				applied = max(applied, r.Applied)
+				out.applied = max(out.applied, r.Applied)
 			case errNotFound:
 			default:
 				return err
 			}
 			h.Add(porcupine.Operation{ClientId: session, Input: Input{Kind: OpGet, Key: key}, Call: call, Output: o, Return: ret})
-			out[key] = o
+			out.values[key] = o
+			out.replica = target
 			return nil
 		})
 		if err != nil {
-			return out, applied, err
+			return out, err
 		}
 	}
-	return out, applied, nil
+	return out, nil
+}
+
+// currentLeader is finalReads' target when any leader will do.
+func currentLeader(ctx context.Context, c *Cluster) func() (int, error) {
+	return func() (int, error) {
+		if leader := c.Leader(ctx); leader != 0 {
+			return leader, nil
+		}
+		return 0, errors.New("no leader")
+	}
 }
 
 // converge waits until every replica has applied the same slot (at least

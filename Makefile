@@ -102,11 +102,14 @@ clean:
 # The long chaos campaign (docs/testing.md): real replicas under faults, checked
 # for linearizability with porcupine, for DURATION in histories of 60s. REPLICAS
 # here is a count when given on the command line (make chaos REPLICAS=5); FAULTS
-# is a comma-separated mix or "all"; SEED replays a schedule. The last line
-# printed is the campaign's summary.
+# is a comma-separated mix or "all" (wipes included); SEED replays a schedule;
+# COMPACTION is aggressive (a snapshot every 200 slots), off, or ballotd flags
+# as in every-slots=10000,retain-slots=1000. The last line printed is the
+# campaign's summary.
 DURATION      ?= 10m
 SEED          ?=
 FAULTS        ?= all
+COMPACTION    ?= aggressive
 CHAOS_OUT     ?= $(or $(TMPDIR),/tmp)/ballot-chaos
 CHAOS_TIMEOUT ?= 6h
 
@@ -126,7 +129,7 @@ chaos-sim:
 chaos-live: bin/.modules
 	@mkdir -p "$(CHAOS_OUT)" && rm -f "$(CHAOS_OUT)/summary.txt"
 	@echo "chaos: progress in $(CHAOS_OUT)/progress.log, evidence of failures under $(CHAOS_OUT)"
-	@CHAOS_LONG=1 CHAOS_DURATION="$(DURATION)" CHAOS_SEED="$(SEED)" CHAOS_FAULTS="$(FAULTS)" \
+	@CHAOS_LONG=1 CHAOS_DURATION="$(DURATION)" CHAOS_SEED="$(SEED)" CHAOS_FAULTS="$(FAULTS)" CHAOS_COMPACTION="$(COMPACTION)" \
 		CHAOS_REPLICAS="$(if $(filter command line,$(origin REPLICAS)),$(REPLICAS),5)" CHAOS_OUT="$(CHAOS_OUT)" \
 		$(GO) test -count=1 -run '^TestChaosLong$$' -timeout $(CHAOS_TIMEOUT) ./chaos; \
 	status=$$?; \

@@ -127,11 +127,12 @@ func (n *node) wantSnapshot(w peer.SnapshotWanted) {
 	}
 	c.fetching = true
 	n.logger.Info("snapshot transfer started", "from", w.From, "slot", w.Index, "applied", n.storage.Applied())
+	self, parent := n.core.ID(), n.ctx
 	go func() {
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Minute)
+		ctx, cancel := context.WithTimeout(parent, 10*time.Minute)
 		defer cancel()
-		info, err := c.files.fetch(ctx, n.core.ID(), src)
+		info, err := c.files.fetch(ctx, self, src)
 		n.post(func() { n.snapshotReceived(w.From, info, err, time.Since(start)) })
 	}()
 }

@@ -130,7 +130,7 @@ func printJSON(c *cli.Context, rows any) error {
 
 func printTable(c *cli.Context, rows []replicaStatus) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tBALLOT\tAPPLIED\tCHOSEN\tKEYS\tSNAPSHOT\tCOMPACTED\tDISK")
+	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tBALLOT\tAPPLIED\tCHOSEN\tKEYS\tSNAPSHOT\tCOMPACTED\tLOG\tDISK")
 	for _, r := range rows {
 		id, peer := "-", "-"
 		if r.ID > 0 {
@@ -140,7 +140,7 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 			peer = r.PeerAddr
 		}
 		if !r.Up {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
+			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
 			continue
 		}
 		leader := "no"
@@ -155,9 +155,9 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 		if r.SnapshotIndex > 0 {
 			snapshot = strconv.FormatInt(r.SnapshotIndex, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n",
 			id, r.ClientAddr, peer, leader, ballot, r.Applied, r.Chosen, r.Keys,
-			snapshot, r.Compacted, humanBytes(r.DiskBytes))
+			snapshot, r.Compacted, r.LogEntries, humanBytes(r.DiskBytes))
 	}
 	return tw.Flush()
 }

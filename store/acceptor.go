@@ -269,3 +269,42 @@ func (s *Store) SetRebuildTo(slot uint64) error {
 	}
 	return s.sync("rebuild")
 }
+
+// SetConfig records durably (fsync) the cluster's committed configuration, an
+// encoding the store does not interpret. It is part of the replicated state:
+// snapshots carry it, and installing one replaces it.
+func (s *Store) SetConfig(data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	err := s.update("config", func(tx *buntdb.Tx) error {
+		_, _, err := tx.Set(keyConfig, string(data), nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.sync("config")
+}
+
+// Config returns the committed configuration SetConfig recorded, or nil if none.
+func (s *Store) Config() ([]byte, error) {
+	var out []byte
+	err := s.view(func(tx *buntdb.Tx) error {
+		v, err := tx.Get(keyConfig)
+		if errors.Is(err, buntdb.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = []byte(v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read configuration from %s: %w", s.path, viewErr(err))
+	}
+	return out, nil
+}

@@ -25,6 +25,7 @@ const (
 	keyApplied   = "m/applied"   // last slot applied to the data
 	keyIntent    = "m/intent"    // the writes of the last Apply, for redo; see apply.go
 	keyCompacted = "m/compacted" // slot up to which the log was compacted
+	keyConfig    = "m/config"    // the committed configuration (opaque to the store); in snapshots
 	keyRebuild   = "m/rebuild"   // slot a replica that lost its storage rebuilds to; see peer.Durable.RebuildTo
 )
 

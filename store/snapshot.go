@@ -85,6 +85,13 @@ func (s *Store) captureState(op string, withClients bool) (stateView, error) {
 			return err
 		}
 		st.keys = int64(len(st.records) - clients)
+		if withClients {
+			// The committed configuration is state too; "m/config" sorts after
+			// every data key.
+			if v, err := tx.Get(keyConfig); err == nil {
+				st.records = append(st.records, record{keyConfig, v})
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -233,8 +240,9 @@ func readSnapshot(path string, fn func(key, val []byte) error) (SnapshotInfo, er
 		case bytes.HasPrefix(key, []byte(prefixData)):
 			info.Keys++
 		case bytes.HasPrefix(key, []byte(prefixClient)):
+		case string(key) == keyConfig:
 		default:
-			return fail("record %d: key %q is neither data nor a de-duplication record", i, key)
+			return fail("record %d: key %q is neither data, a de-duplication record nor the configuration", i, key)
 		}
 		if i > 0 && bytes.Compare(prev, key) >= 0 {
 			return fail("record %d: key %q does not follow %q", i, key, prev)

@@ -445,3 +445,49 @@ func TestDigestLayout(t *testing.T) {
 	}
 	closeT(t, s)
 }
+
+// The committed configuration is replicated state: a snapshot carries it, an
+// install and a restore take it, and a rewrite and a reopen keep it.
+func TestSnapshotCarriesConfig(t *testing.T) {
+	src := sourceStore(t)
+	if cfg, err := src.Config(); err != nil || cfg != nil {
+		t.Fatalf("config of a new store: %q, %v; want none", cfg, err)
+	}
+	want := []byte("epoch 1: 1 2 3")
+	if err := src.SetConfig(want); err != nil {
+		t.Fatal(err)
+	}
+	info := writeSnapshotT(t, src)
+	_, keys, _ := digestT(t, src)
+	if info.Keys != keys {
+		t.Fatalf("snapshot counts %d keys, the store %d: the configuration must not count as a key", info.Keys, keys)
+	}
+
+	dir := t.TempDir()
+	dst := openT(t, dir)
+	if err := dst.SetConfig([]byte("stale")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.InstallSnapshot(info.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, dst)
+	dst = openT(t, dir)
+	if got, err := dst.Config(); err != nil || string(got) != string(want) {
+		t.Fatalf("config after install, rewrite, reopen: %q, %v; want %q", got, err, want)
+	}
+	closeT(t, dst)
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := Restore(restored, info.Path); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, restored)
+	if got, err := r.Config(); err != nil || string(got) != string(want) {
+		t.Fatalf("config after restore: %q, %v; want %q", got, err, want)
+	}
+	closeT(t, r)
+}

@@ -126,6 +126,10 @@ struct ReplicaStatus {
   13: i64 compacted
   /** Bytes of this replica's data directory (log, store and snapshots). */
   14: i64 disk_bytes
+  /** Epoch of the committed configuration this replica follows (members lists its ids). */
+  15: i64 config_epoch
+  /** Whether this replica is a member of that configuration. */
+  16: bool member
 }
 
 /**

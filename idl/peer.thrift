@@ -166,6 +166,23 @@ struct SnapshotChunk {
   6: binary data
 }
 
+/** One member of a configuration: its replicas.txt line. */
+struct Member {
+  1: i64 id
+  2: string client_addr
+  3: string peer_addr
+}
+
+/**
+ * The configuration a cluster committed: its members, numbered by an epoch. Every
+ * replica stores it durably (and in its snapshots) and follows it rather than its
+ * replicas.txt once it has one.
+ */
+struct Configuration {
+  1: i64 epoch
+  2: list<Member> members
+}
+
 struct InquiryRequest {
   1: i64 sender
 }

@@ -22,6 +22,7 @@ type kvHandler struct {
 	store   Storage
 	faults  faults
 	snaps   *snapshotFiles
+	epoch   uint64 // of the committed configuration
 	dataDir string
 	digest  func() (applied uint64, keys int64, sum [32]byte, err error)
 }
@@ -162,6 +163,8 @@ func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 		SnapshotIndex: int64(h.snaps.Latest().Index),
 		Compacted:     int64(st.Compacted),
 		DiskBytes:     dirBytes(h.dataDir),
+		ConfigEpoch:   int64(h.epoch),
+		Member:        true,
 	}, nil
 }
 

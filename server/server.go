@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,40 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Warn("FAULT forget-promises: starting without the acceptor's promises and accepted entries")
 		durable = peer.Durable{Applied: durable.Applied, Compacted: durable.Compacted}
 	}
+	// The committed configuration, not the file, says who the members are: two
+	// replicas started from files that differ must not count different majorities.
+	mem := membership{epoch: 1, members: slices.Clone(list)}
+	slices.SortFunc(mem.members, func(a, b replicas.Replica) int { return compareIDs(a.ID, b.ID) })
+	stored, err := st.Config()
+	if err != nil {
+		return err
+	}
+	haveConfig := stored != nil
+	if haveConfig {
+		if mem, err = decodeMembership(stored); err != nil {
+			return fmt.Errorf("%s: %w", st.Path(), err)
+		}
+		for _, d := range membershipDiff(mem, list) {
+			logger.Warn("the replicas file differs from the committed configuration; following the configuration",
+				"file", cfg.ReplicasFile, "epoch", mem.epoch, "difference", d)
+		}
+		if self, ok = mem.find(cfg.ID); !ok {
+			return fmt.Errorf("replica %d is not a member of the committed configuration (epoch %d, members %v) stored in %s",
+				cfg.ID, mem.epoch, mem.ids(), st.Path())
+		}
+	}
+	recordConfig := func() error {
+		b, err := encodeMembership(mem)
+		if err == nil {
+			err = st.SetConfig(b)
+		}
+		if err != nil {
+			return fmt.Errorf("record the configuration: %w", err)
+		}
+		logger.Info("recorded the replicas file as the committed configuration", "epoch", mem.epoch, "members", mem.ids())
+		return nil
+	}
+	list = mem.members
 	members := make(map[uint64]replicas.Replica, len(list))
 	ids := make([]uint64, 0, len(list))
 	peerAddrs := make(map[uint64]string)
@@ -88,6 +123,13 @@ func Run(ctx context.Context, cfg Config) error {
 	noState := durable.Promised == (peer.Ballot{}) && len(durable.Entries) == 0 && !flt.forgetPromises
 	var planning atomic.Bool
 	planning.Store(noState)
+	if !haveConfig && !noState {
+		// A store written before configurations were recorded: its file was the
+		// configuration.
+		if err := recordConfig(); err != nil {
+			return err
+		}
+	}
 	peerHandler := transport.WithInquire(transport.NewPeerHandler(
 		func(ctx context.Context, m peer.Message) (peer.Message, error) {
 			if n := live.Load(); n != nil {
@@ -123,6 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 		store:   st,
 		faults:  flt,
 		snaps:   snaps,
+		epoch:   mem.epoch,
 		dataDir: cfg.DataDir,
 		digest:  st.Digest,
 		timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -188,6 +231,12 @@ func Run(ctx context.Context, cfg Config) error {
 				"promised", plan.promised.String(), "rebuild_to", upTo)
 		} else {
 			logger.Info("new cluster: every replica is starting without state")
+			if !haveConfig {
+				if err := recordConfig(); err != nil {
+					stopServers()
+					return err
+				}
+			}
 		}
 		planning.Store(false)
 	}

@@ -159,6 +159,9 @@ type target struct {
 	// replicas lists the members, from the replicas file or one entry per
 	// --endpoints address (ID and PeerAddr unknown).
 	replicas []replicas.Replica
+	// source names where replicas came from: the replicas file, or "" for
+	// --endpoints.
+	source string
 }
 
 // loadTarget reads the global flags: --endpoints if given, else the replicas file.
@@ -180,6 +183,7 @@ func loadTarget(c *cli.Context) (target, error) {
 		return t, failure(err)
 	}
 	t.replicas = list
+	t.source = c.String("replicas")
 	return t, nil
 }
 

@@ -288,10 +288,10 @@ func TestStatusTable(t *testing.T) {
 		t.Fatalf("status printed %d lines, want a header and 3 rows:\n%s", len(lines), r.stdout)
 	}
 	want := [][]string{
-		{"ID", "CLIENT", "PEER", "UP", "LEADER", "BALLOT", "APPLIED", "CHOSEN", "KEYS", "SNAPSHOT", "COMPACTED", "LOG", "DISK"},
-		{"1", "", "127.0.0.1:9001", "up", "no", "3.2", "40", "41", "0", "-", "0", "7", "512B"},
-		{"2", "", "127.0.0.1:9002", "up", "yes", "3.2", "41", "41", "0", "30", "25", "8", "3.5MiB"},
-		{"3", dead, "127.0.0.1:9003", "down", "-", "-", "-", "-", "-", "-", "-", "-", "-"},
+		{"ID", "CLIENT", "PEER", "UP", "LEADER", "EPOCH", "BALLOT", "APPLIED", "CHOSEN", "KEYS", "SNAPSHOT", "COMPACTED", "LOG", "DISK"},
+		{"1", "", "127.0.0.1:9001", "up", "no", "-", "3.2", "40", "41", "0", "-", "0", "7", "512B"},
+		{"2", "", "127.0.0.1:9002", "up", "yes", "-", "3.2", "41", "41", "0", "30", "25", "8", "3.5MiB"},
+		{"3", dead, "127.0.0.1:9003", "down", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"},
 	}
 	for i, line := range lines {
 		got := strings.Fields(line)

@@ -34,8 +34,12 @@ type replicaStatus struct {
 	// Compacted is the slot up to which log entries have been discarded.
 	Compacted int64 `json:"compacted"`
 	// DiskBytes is the size of the replica's data directory.
-	DiskBytes int64  `json:"disk_bytes"`
-	Error     string `json:"error,omitempty"`
+	DiskBytes int64 `json:"disk_bytes"`
+	// ConfigEpoch is the epoch of the committed configuration the replica
+	// follows, and Member whether it is a member of it.
+	ConfigEpoch int64  `json:"config_epoch"`
+	Member      bool   `json:"member"`
+	Error       string `json:"error,omitempty"`
 }
 
 // status asks every replica for its status at once, each within the timeout, and
@@ -72,6 +76,9 @@ func status(c *cli.Context) error {
 		} else {
 			fmt.Fprintf(c.App.ErrWriter, "ballot: %s\n", oneLine(r.Error))
 		}
+	}
+	for _, note := range membershipNotes(rows, t.source) {
+		fmt.Fprintf(c.App.ErrWriter, "ballot: %s\n", note)
 	}
 	if c.Bool("json") {
 		err = printJSON(c, rows)
@@ -119,6 +126,8 @@ func queryStatus(ctx context.Context, ask statusFunc, r replicas.Replica) replic
 	row.SnapshotIndex = st.SnapshotIndex
 	row.Compacted = st.Compacted
 	row.DiskBytes = st.DiskBytes
+	row.ConfigEpoch = st.ConfigEpoch
+	row.Member = st.Member
 	return row
 }
 
@@ -130,7 +139,7 @@ func printJSON(c *cli.Context, rows any) error {
 
 func printTable(c *cli.Context, rows []replicaStatus) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tBALLOT\tAPPLIED\tCHOSEN\tKEYS\tSNAPSHOT\tCOMPACTED\tLOG\tDISK")
+	fmt.Fprintln(tw, "ID\tCLIENT\tPEER\tUP\tLEADER\tEPOCH\tBALLOT\tAPPLIED\tCHOSEN\tKEYS\tSNAPSHOT\tCOMPACTED\tLOG\tDISK")
 	for _, r := range rows {
 		id, peer := "-", "-"
 		if r.ID > 0 {
@@ -140,7 +149,7 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 			peer = r.PeerAddr
 		}
 		if !r.Up {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
+			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
 			continue
 		}
 		leader := "no"
@@ -155,8 +164,12 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 		if r.SnapshotIndex > 0 {
 			snapshot = strconv.FormatInt(r.SnapshotIndex, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n",
-			id, r.ClientAddr, peer, leader, ballot, r.Applied, r.Chosen, r.Keys,
+		epoch := "-"
+		if r.ConfigEpoch > 0 {
+			epoch = strconv.FormatInt(r.ConfigEpoch, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\tup\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n",
+			id, r.ClientAddr, peer, leader, epoch, ballot, r.Applied, r.Chosen, r.Keys,
 			snapshot, r.Compacted, r.LogEntries, humanBytes(r.DiskBytes))
 	}
 	return tw.Flush()
@@ -179,4 +192,41 @@ func humanBytes(n int64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
 	}
 	return strconv.FormatFloat(v, 'f', 0, 64) + units[i]
+}
+
+// membershipNotes compares the replicas asked (the replicas file) with the
+// committed configuration the replicas that answered report: a replica listed but
+// not a member, and a member not listed, each get a line naming source. With
+// --endpoints (source "") only the first kind is noted.
+func membershipNotes(rows []replicaStatus, source string) []string {
+	var notes []string
+	var epoch int64
+	var members []int64
+	listed := map[uint64]bool{}
+	for _, r := range rows {
+		listed[r.ID] = true
+		if r.Up && r.ConfigEpoch > epoch {
+			epoch, members = r.ConfigEpoch, r.Members
+		}
+	}
+	if epoch == 0 {
+		return nil
+	}
+	isMember := map[uint64]bool{}
+	for _, m := range members {
+		isMember[uint64(m)] = true
+		if !listed[uint64(m)] && source != "" {
+			notes = append(notes, fmt.Sprintf("replica %d is a member of the committed configuration (epoch %d) but is not in %s", m, epoch, source))
+		}
+	}
+	for _, r := range rows {
+		if r.ID > 0 && !isMember[r.ID] {
+			where := source
+			if where == "" {
+				where = "--endpoints"
+			}
+			notes = append(notes, fmt.Sprintf("replica %d is in %s but not a member of the committed configuration (epoch %d, members %v)", r.ID, where, epoch, members))
+		}
+	}
+	return notes
 }

@@ -977,6 +977,8 @@ func (p *WriteResult_) String() string {
 //  - SnapshotIndex: Applied slot of this replica's latest snapshot of its store, 0 if it has none.
 //  - Compacted: Log entries up to this slot have been discarded (they are in the snapshot); 0 if none.
 //  - DiskBytes: Bytes of this replica's data directory (log, store and snapshots).
+//  - ConfigEpoch: Epoch of the committed configuration this replica follows (members lists its ids).
+//  - Member: Whether this replica is a member of that configuration.
 type ReplicaStatus struct {
   ID int64 `thrift:"id,1" db:"id" json:"id"`
   ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
@@ -992,6 +994,8 @@ type ReplicaStatus struct {
   SnapshotIndex int64 `thrift:"snapshot_index,12" db:"snapshot_index" json:"snapshot_index"`
   Compacted int64 `thrift:"compacted,13" db:"compacted" json:"compacted"`
   DiskBytes int64 `thrift:"disk_bytes,14" db:"disk_bytes" json:"disk_bytes"`
+  ConfigEpoch int64 `thrift:"config_epoch,15" db:"config_epoch" json:"config_epoch"`
+  Member bool `thrift:"member,16" db:"member" json:"member"`
 }
 
 func NewReplicaStatus() *ReplicaStatus {
@@ -1053,6 +1057,14 @@ func (p *ReplicaStatus) GetCompacted() int64 {
 
 func (p *ReplicaStatus) GetDiskBytes() int64 {
   return p.DiskBytes
+}
+
+func (p *ReplicaStatus) GetConfigEpoch() int64 {
+  return p.ConfigEpoch
+}
+
+func (p *ReplicaStatus) GetMember() bool {
+  return p.Member
 }
 func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error {
   if _, err := iprot.ReadStructBegin(ctx); err != nil {
@@ -1200,6 +1212,26 @@ func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error 
     case 14:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField14(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 15:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField15(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 16:
+      if fieldTypeId == thrift.BOOL {
+        if err := p.ReadField16(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1361,6 +1393,24 @@ func (p *ReplicaStatus)  ReadField14(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *ReplicaStatus)  ReadField15(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 15: ", err)
+} else {
+  p.ConfigEpoch = v
+}
+  return nil
+}
+
+func (p *ReplicaStatus)  ReadField16(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBool(ctx); err != nil {
+  return thrift.PrependError("error reading field 16: ", err)
+} else {
+  p.Member = v
+}
+  return nil
+}
+
 func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ReplicaStatus"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1379,6 +1429,8 @@ func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error
     if err := p.writeField12(ctx, oprot); err != nil { return err }
     if err := p.writeField13(ctx, oprot); err != nil { return err }
     if err := p.writeField14(ctx, oprot); err != nil { return err }
+    if err := p.writeField15(ctx, oprot); err != nil { return err }
+    if err := p.writeField16(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1535,6 +1587,26 @@ func (p *ReplicaStatus) writeField14(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ReplicaStatus) writeField15(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "config_epoch", thrift.I64, 15); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 15:config_epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.ConfigEpoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.config_epoch (15) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 15:config_epoch: ", p), err) }
+  return err
+}
+
+func (p *ReplicaStatus) writeField16(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "member", thrift.BOOL, 16); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 16:member: ", p), err) }
+  if err := oprot.WriteBool(ctx, bool(p.Member)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.member (16) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 16:member: ", p), err) }
+  return err
+}
+
 func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
   if p == other {
     return true
@@ -1559,6 +1631,8 @@ func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
   if p.SnapshotIndex != other.SnapshotIndex { return false }
   if p.Compacted != other.Compacted { return false }
   if p.DiskBytes != other.DiskBytes { return false }
+  if p.ConfigEpoch != other.ConfigEpoch { return false }
+  if p.Member != other.Member { return false }
   return true
 }
 

@@ -2905,6 +2905,349 @@ func (p *SnapshotChunk) String() string {
   return fmt.Sprintf("SnapshotChunk(%+v)", *p)
 }
 
+// One member of a configuration: its replicas.txt line.
+// 
+// Attributes:
+//  - ID
+//  - ClientAddr
+//  - PeerAddr
+type Member struct {
+  ID int64 `thrift:"id,1" db:"id" json:"id"`
+  ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
+  PeerAddr string `thrift:"peer_addr,3" db:"peer_addr" json:"peer_addr"`
+}
+
+func NewMember() *Member {
+  return &Member{}
+}
+
+
+func (p *Member) GetID() int64 {
+  return p.ID
+}
+
+func (p *Member) GetClientAddr() string {
+  return p.ClientAddr
+}
+
+func (p *Member) GetPeerAddr() string {
+  return p.PeerAddr
+}
+func (p *Member) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *Member)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.ID = v
+}
+  return nil
+}
+
+func (p *Member)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.ClientAddr = v
+}
+  return nil
+}
+
+func (p *Member)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.PeerAddr = v
+}
+  return nil
+}
+
+func (p *Member) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "Member"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *Member) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "id", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:id: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.ID)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.id (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:id: ", p), err) }
+  return err
+}
+
+func (p *Member) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "client_addr", thrift.STRING, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:client_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.ClientAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.client_addr (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:client_addr: ", p), err) }
+  return err
+}
+
+func (p *Member) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "peer_addr", thrift.STRING, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:peer_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.PeerAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.peer_addr (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:peer_addr: ", p), err) }
+  return err
+}
+
+func (p *Member) Equals(other *Member) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.ID != other.ID { return false }
+  if p.ClientAddr != other.ClientAddr { return false }
+  if p.PeerAddr != other.PeerAddr { return false }
+  return true
+}
+
+func (p *Member) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("Member(%+v)", *p)
+}
+
+// The configuration a cluster committed: its members, numbered by an epoch. Every
+// replica stores it durably (and in its snapshots) and follows it rather than its
+// replicas.txt once it has one.
+// 
+// Attributes:
+//  - Epoch
+//  - Members
+type Configuration struct {
+  Epoch int64 `thrift:"epoch,1" db:"epoch" json:"epoch"`
+  Members []*Member `thrift:"members,2" db:"members" json:"members"`
+}
+
+func NewConfiguration() *Configuration {
+  return &Configuration{}
+}
+
+
+func (p *Configuration) GetEpoch() int64 {
+  return p.Epoch
+}
+
+func (p *Configuration) GetMembers() []*Member {
+  return p.Members
+}
+func (p *Configuration) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *Configuration)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
+func (p *Configuration)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]*Member, 0, size)
+  p.Members =  tSlice
+  for i := 0; i < size; i ++ {
+    _elem8 := &Member{}
+    if err := _elem8.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem8), err)
+    }
+    p.Members = append(p.Members, _elem8)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
+func (p *Configuration) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "Configuration"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *Configuration) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:epoch: ", p), err) }
+  return err
+}
+
+func (p *Configuration) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "members", thrift.LIST, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:members: ", p), err) }
+  if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Members)); err != nil {
+    return thrift.PrependError("error writing list begin: ", err)
+  }
+  for _, v := range p.Members {
+    if err := v.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+    }
+  }
+  if err := oprot.WriteListEnd(ctx); err != nil {
+    return thrift.PrependError("error writing list end: ", err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:members: ", p), err) }
+  return err
+}
+
+func (p *Configuration) Equals(other *Configuration) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Epoch != other.Epoch { return false }
+  if len(p.Members) != len(other.Members) { return false }
+  for i, _tgt := range p.Members {
+    _src9 := other.Members[i]
+    if !_tgt.Equals(_src9) { return false }
+  }
+  return true
+}
+
+func (p *Configuration) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("Configuration(%+v)", *p)
+}
+
 // Attributes:
 //  - Sender
 type InquiryRequest struct {
@@ -3300,17 +3643,17 @@ func (p *PeerClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
 // Parameters:
 //  - Req
 func (p *PeerClient) Prepare(ctx context.Context, req *PrepareRequest) (_r *Promise, _err error) {
-  var _args8 PeerPrepareArgs
-  _args8.Req = req
-  var _result10 PeerPrepareResult
-  var _meta9 thrift.ResponseMeta
-  _meta9, _err = p.Client_().Call(ctx, "prepare", &_args8, &_result10)
-  p.SetLastResponseMeta_(_meta9)
+  var _args10 PeerPrepareArgs
+  _args10.Req = req
+  var _result12 PeerPrepareResult
+  var _meta11 thrift.ResponseMeta
+  _meta11, _err = p.Client_().Call(ctx, "prepare", &_args10, &_result12)
+  p.SetLastResponseMeta_(_meta11)
   if _err != nil {
     return
   }
-  if _ret11 := _result10.GetSuccess(); _ret11 != nil {
-    return _ret11, nil
+  if _ret13 := _result12.GetSuccess(); _ret13 != nil {
+    return _ret13, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "prepare failed: unknown result")
 }
@@ -3320,17 +3663,17 @@ func (p *PeerClient) Prepare(ctx context.Context, req *PrepareRequest) (_r *Prom
 // Parameters:
 //  - Req
 func (p *PeerClient) Accept(ctx context.Context, req *AcceptRequest) (_r *Accepted, _err error) {
-  var _args12 PeerAcceptArgs
-  _args12.Req = req
-  var _result14 PeerAcceptResult
-  var _meta13 thrift.ResponseMeta
-  _meta13, _err = p.Client_().Call(ctx, "accept", &_args12, &_result14)
-  p.SetLastResponseMeta_(_meta13)
+  var _args14 PeerAcceptArgs
+  _args14.Req = req
+  var _result16 PeerAcceptResult
+  var _meta15 thrift.ResponseMeta
+  _meta15, _err = p.Client_().Call(ctx, "accept", &_args14, &_result16)
+  p.SetLastResponseMeta_(_meta15)
   if _err != nil {
     return
   }
-  if _ret15 := _result14.GetSuccess(); _ret15 != nil {
-    return _ret15, nil
+  if _ret17 := _result16.GetSuccess(); _ret17 != nil {
+    return _ret17, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "accept failed: unknown result")
 }
@@ -3340,17 +3683,17 @@ func (p *PeerClient) Accept(ctx context.Context, req *AcceptRequest) (_r *Accept
 // Parameters:
 //  - Req
 func (p *PeerClient) Execute(ctx context.Context, req *ExecuteRequest) (_r *Executed, _err error) {
-  var _args16 PeerExecuteArgs
-  _args16.Req = req
-  var _result18 PeerExecuteResult
-  var _meta17 thrift.ResponseMeta
-  _meta17, _err = p.Client_().Call(ctx, "execute", &_args16, &_result18)
-  p.SetLastResponseMeta_(_meta17)
+  var _args18 PeerExecuteArgs
+  _args18.Req = req
+  var _result20 PeerExecuteResult
+  var _meta19 thrift.ResponseMeta
+  _meta19, _err = p.Client_().Call(ctx, "execute", &_args18, &_result20)
+  p.SetLastResponseMeta_(_meta19)
   if _err != nil {
     return
   }
-  if _ret19 := _result18.GetSuccess(); _ret19 != nil {
-    return _ret19, nil
+  if _ret21 := _result20.GetSuccess(); _ret21 != nil {
+    return _ret21, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "execute failed: unknown result")
 }
@@ -3363,17 +3706,17 @@ func (p *PeerClient) Execute(ctx context.Context, req *ExecuteRequest) (_r *Exec
 // Parameters:
 //  - Req
 func (p *PeerClient) FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_r *SnapshotChunk, _err error) {
-  var _args20 PeerFetchSnapshotArgs
-  _args20.Req = req
-  var _result22 PeerFetchSnapshotResult
-  var _meta21 thrift.ResponseMeta
-  _meta21, _err = p.Client_().Call(ctx, "fetch_snapshot", &_args20, &_result22)
-  p.SetLastResponseMeta_(_meta21)
+  var _args22 PeerFetchSnapshotArgs
+  _args22.Req = req
+  var _result24 PeerFetchSnapshotResult
+  var _meta23 thrift.ResponseMeta
+  _meta23, _err = p.Client_().Call(ctx, "fetch_snapshot", &_args22, &_result24)
+  p.SetLastResponseMeta_(_meta23)
   if _err != nil {
     return
   }
-  if _ret23 := _result22.GetSuccess(); _ret23 != nil {
-    return _ret23, nil
+  if _ret25 := _result24.GetSuccess(); _ret25 != nil {
+    return _ret25, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "fetch_snapshot failed: unknown result")
 }
@@ -3383,17 +3726,17 @@ func (p *PeerClient) FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_
 // Parameters:
 //  - Req
 func (p *PeerClient) Inquire(ctx context.Context, req *InquiryRequest) (_r *Inquiry, _err error) {
-  var _args24 PeerInquireArgs
-  _args24.Req = req
-  var _result26 PeerInquireResult
-  var _meta25 thrift.ResponseMeta
-  _meta25, _err = p.Client_().Call(ctx, "inquire", &_args24, &_result26)
-  p.SetLastResponseMeta_(_meta25)
+  var _args26 PeerInquireArgs
+  _args26.Req = req
+  var _result28 PeerInquireResult
+  var _meta27 thrift.ResponseMeta
+  _meta27, _err = p.Client_().Call(ctx, "inquire", &_args26, &_result28)
+  p.SetLastResponseMeta_(_meta27)
   if _err != nil {
     return
   }
-  if _ret27 := _result26.GetSuccess(); _ret27 != nil {
-    return _ret27, nil
+  if _ret29 := _result28.GetSuccess(); _ret29 != nil {
+    return _ret29, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "inquire failed: unknown result")
 }
@@ -3418,13 +3761,13 @@ func (p *PeerProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewPeerProcessor(handler Peer) *PeerProcessor {
 
-  self28 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self28.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
-  self28.processorMap["accept"] = &peerProcessorAccept{handler:handler}
-  self28.processorMap["execute"] = &peerProcessorExecute{handler:handler}
-  self28.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
-  self28.processorMap["inquire"] = &peerProcessorInquire{handler:handler}
-return self28
+  self30 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self30.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
+  self30.processorMap["accept"] = &peerProcessorAccept{handler:handler}
+  self30.processorMap["execute"] = &peerProcessorExecute{handler:handler}
+  self30.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
+  self30.processorMap["inquire"] = &peerProcessorInquire{handler:handler}
+return self30
 }
 
 func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -3435,12 +3778,12 @@ func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtoc
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x29 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x31 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x29.Write(ctx, oprot)
+  x31.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x29
+  return false, x31
 
 }
 
@@ -3449,7 +3792,7 @@ type peerProcessorPrepare struct {
 }
 
 func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err30 error
+  var _write_err32 error
   args := PeerPrepareArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3495,21 +3838,21 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc31 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
+    _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if err2 := _exc31.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+    if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
-      _write_err30 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+      _write_err32 = thrift.WrapTException(err2)
     }
-    if _write_err30 != nil {
-      return false, thrift.WrapTException(_write_err30)
+    if _write_err32 != nil {
+      return false, thrift.WrapTException(_write_err32)
     }
     return true, err
   } else {
@@ -3517,19 +3860,19 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.REPLY, seqId); err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
+    _write_err32 = thrift.WrapTException(err2)
   }
-  if _write_err30 != nil {
-    return false, thrift.WrapTException(_write_err30)
+  if _write_err32 != nil {
+    return false, thrift.WrapTException(_write_err32)
   }
   return true, err
 }
@@ -3539,7 +3882,7 @@ type peerProcessorAccept struct {
 }
 
 func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err32 error
+  var _write_err34 error
   args := PeerAcceptArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3585,21 +3928,21 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
+    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if _write_err32 != nil {
-      return false, thrift.WrapTException(_write_err32)
+    if _write_err34 != nil {
+      return false, thrift.WrapTException(_write_err34)
     }
     return true, err
   } else {
@@ -3607,19 +3950,19 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.REPLY, seqId); err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if _write_err32 != nil {
-    return false, thrift.WrapTException(_write_err32)
+  if _write_err34 != nil {
+    return false, thrift.WrapTException(_write_err34)
   }
   return true, err
 }
@@ -3629,7 +3972,7 @@ type peerProcessorExecute struct {
 }
 
 func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err34 error
+  var _write_err36 error
   args := PeerExecuteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3675,21 +4018,21 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
+    _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if _write_err34 != nil {
-      return false, thrift.WrapTException(_write_err34)
+    if _write_err36 != nil {
+      return false, thrift.WrapTException(_write_err36)
     }
     return true, err
   } else {
@@ -3697,19 +4040,19 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.REPLY, seqId); err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if _write_err34 != nil {
-    return false, thrift.WrapTException(_write_err34)
+  if _write_err36 != nil {
+    return false, thrift.WrapTException(_write_err36)
   }
   return true, err
 }
@@ -3719,7 +4062,7 @@ type peerProcessorFetchSnapshot struct {
 }
 
 func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err36 error
+  var _write_err38 error
   args := PeerFetchSnapshotArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3765,21 +4108,21 @@ func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, i
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
+    _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+    if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if _write_err36 != nil {
-      return false, thrift.WrapTException(_write_err36)
+    if _write_err38 != nil {
+      return false, thrift.WrapTException(_write_err38)
     }
     return true, err
   } else {
@@ -3787,19 +4130,19 @@ func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.REPLY, seqId); err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if _write_err36 != nil {
-    return false, thrift.WrapTException(_write_err36)
+  if _write_err38 != nil {
+    return false, thrift.WrapTException(_write_err38)
   }
   return true, err
 }
@@ -3809,7 +4152,7 @@ type peerProcessorInquire struct {
 }
 
 func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err38 error
+  var _write_err40 error
   args := PeerInquireArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3855,21 +4198,21 @@ func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing inquire: " + err2.Error())
+    _exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing inquire: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "inquire", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+    if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if _write_err38 != nil {
-      return false, thrift.WrapTException(_write_err38)
+    if _write_err40 != nil {
+      return false, thrift.WrapTException(_write_err40)
     }
     return true, err
   } else {
@@ -3877,19 +4220,19 @@ func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "inquire", thrift.REPLY, seqId); err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if _write_err38 != nil {
-    return false, thrift.WrapTException(_write_err38)
+  if _write_err40 != nil {
+    return false, thrift.WrapTException(_write_err40)
   }
   return true, err
 }

@@ -38,7 +38,10 @@ type rebuildPlan struct {
 // the others again, and starts with their highest ballot as its promise and as
 // peer.Durable.RebuildTo the highest slot they report; until it has learned every
 // slot up to there it neither campaigns nor promises (see package peer). It
-// retries until a majority answers or ctx ends.
+// retries until a majority answers or ctx ends: soon at first, since replicas
+// started together begin to listen moments apart and one that asks again only
+// after the others have elected a leader finds history and must rebuild, then
+// backing off to one round per timeout.
 func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uint64]inquirer, clusterSize int,
 	hold, timeout time.Duration, logger *slog.Logger) (rebuildPlan, error) {
 	if len(peers) == 0 {
@@ -49,6 +52,7 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 	// part of before it lost its state.
 	need := clusterSize/2 + 1
 	first := true
+	retry := timeout / 16
 	for {
 		answers := inquireAll(ctx, self, peers, timeout)
 		established, counted := false, 0
@@ -86,10 +90,11 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 		logger.Info("waiting for the other replicas to answer", "answered", len(answers), "with_state", counted,
 			"replicas", len(peers))
 		select {
-		case <-time.After(timeout):
+		case <-time.After(retry):
 		case <-ctx.Done():
 			return rebuildPlan{}, fmt.Errorf("waiting for the other replicas: %w", ctx.Err())
 		}
+		retry = min(2*retry, timeout)
 	}
 }
 

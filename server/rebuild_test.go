@@ -243,6 +243,30 @@ func TestPlanRestoredReplica(t *testing.T) {
 	}
 }
 
+// Replicas of a new cluster start at about the same time, and one may ask the
+// others before they listen. It must ask again soon: if it waits so long that
+// they have elected a leader meanwhile, they look established and it takes the
+// slow path of a rebuild, out of service for the hold (TestFollowerRedirects
+// and TestRetryAppliedOnce failed now and then that way).
+func TestPlanRetriesSoonAfterRefusal(t *testing.T) {
+	const timeout = 4 * time.Second
+	late := &fakeInquirer{answer: func(call int) (transport.Inquiry, error) {
+		if call == 1 {
+			return transport.Inquiry{}, errNoAnswer // not listening yet
+		}
+		return starting, nil
+	}}
+	fakes := map[uint64]*fakeInquirer{2: late, 3: answers(starting, nil)}
+	start := time.Now()
+	r := waitPlan(t, startPlan(t, context.Background(), 0, fakes, 3, time.Minute, timeout), 2*timeout)
+	if r.err != nil || r.plan != (rebuildPlan{}) {
+		t.Fatalf("plan %+v, %v; want a new cluster", r.plan, r.err)
+	}
+	if d := time.Since(start); d > timeout/4 {
+		t.Fatalf("took %v to ask again after a refused call (call timeout %v)", d, timeout)
+	}
+}
+
 // Stopping a replica while it waits for the others to answer is a graceful stop,
 // not a failure to start.
 func TestRunStopsWhilePlanning(t *testing.T) {

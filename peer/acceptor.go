@@ -162,12 +162,18 @@ func (r *Replica) learnCommit(b Ballot, commit uint64) {
 
 // advanceChosen moves the chosen prefix over every contiguous chosen slot.
 func (r *Replica) advanceChosen() {
-	for {
+	for r.endedAt == 0 {
 		le, ok := r.log[r.chosen+1]
 		if !ok || !le.chosen {
 			break
 		}
 		r.chosen++
+		if le.Kind == KindConfig {
+			// The last slot of this configuration: nothing after it is chosen
+			// by these members.
+			r.endedAt = r.chosen
+			r.logger.Info("configuration change chosen", "slot", r.chosen)
+		}
 	}
 	r.rebuilding() // ends a rebuild the chosen prefix has now covered
 }

@@ -111,3 +111,12 @@ func (r *Replica) Inquire() (promised Ballot, highest uint64) {
 	}
 	return promised, highest
 }
+
+// ended reports whether a configuration entry is among the chosen slots: this
+// configuration is over, and the caller is to start the next one once it has
+// applied that slot. An ended replica neither campaigns nor proposes.
+func (r *Replica) ended() bool { return r.endedAt != 0 }
+
+// Ended returns the slot of the chosen configuration entry that ended this
+// configuration, or 0.
+func (r *Replica) Ended() uint64 { return r.endedAt }

@@ -121,3 +121,65 @@ func TestRebuildingReplicaAbstains(t *testing.T) {
 		t.Fatal("a rebuilt replica still refuses to promise")
 	}
 }
+
+// The stop rule: a new leader re-proposes a configuration entry it finds and
+// nothing after it, unless a later slot holds a value accepted at a higher ballot
+// (then the entry was never chosen and becomes a no-op).
+func TestStopSlot(t *testing.T) {
+	b1, b2, b3 := Ballot{Round: 1, ID: 1}, Ballot{Round: 2, ID: 2}, Ballot{Round: 3, ID: 3}
+	cand := func(es ...Entry) *candidacy {
+		c := &candidacy{firstSlot: 5, highest: map[uint64]Entry{}}
+		for _, e := range es {
+			c.highest[e.Slot] = e
+		}
+		return c
+	}
+	c := cand(Entry{Slot: 5, Ballot: b2, Kind: KindCommands}, Entry{Slot: 6, Ballot: b2, Kind: KindConfig},
+		Entry{Slot: 7, Ballot: b1, Kind: KindCommands})
+	if got := c.stopSlot(7); got != 6 {
+		t.Fatalf("stop slot %d, want 6: values after it at lower ballots cannot have been chosen", got)
+	}
+	c = cand(Entry{Slot: 6, Ballot: b2, Kind: KindConfig}, Entry{Slot: 8, Ballot: b3, Kind: KindCommands})
+	if got := c.stopSlot(8); got != 0 || c.highest[6].Kind != KindNoop {
+		t.Fatalf("stop slot %d, slot 6 %v; want none and a no-op: a higher ballot after it means it was not chosen",
+			got, c.highest[6].Kind)
+	}
+	c = cand(Entry{Slot: 6, Ballot: b2, Kind: KindConfig}, Entry{Slot: 7, Ballot: b3, Kind: KindCommands},
+		Entry{Slot: 9, Ballot: b3, Kind: KindConfig})
+	if got := c.stopSlot(9); got != 9 {
+		t.Fatalf("stop slot %d, want 9", got)
+	}
+}
+
+// A leader that proposed a configuration change proposes nothing after it, and a
+// replica that learned one chosen neither campaigns nor proposes.
+func TestConfigurationEndsProposals(t *testing.T) {
+	r, err := New(Config{ID: 1, Members: []uint64{1}, ElectionTicks: 2}, Durable{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10 && !r.IsLeader(); i++ {
+		r.Tick()
+		r.Advance(r.Ready())
+	}
+	if !r.IsLeader() {
+		t.Fatal("a single replica did not elect itself")
+	}
+	slot, err := r.ProposeConfig([]byte("next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Propose([]byte("late")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("propose after a configuration change: %v, want ErrStopped", err)
+	}
+	if _, err := r.ProposeConfig([]byte("again")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("a second configuration change: %v, want ErrStopped", err)
+	}
+	rd := r.Ready()
+	r.Advance(rd)
+	rd = r.Ready()
+	if len(rd.Committed) == 0 || rd.Committed[len(rd.Committed)-1].Kind != KindConfig || r.Ended() != slot {
+		t.Fatalf("the configuration entry was not chosen and ended: committed %+v, ended %d", rd.Committed, r.Ended())
+	}
+	r.Advance(rd)
+}

@@ -39,6 +39,9 @@ var (
 	// ErrNotReady: the leader has not yet chosen the slots left open by its
 	// predecessors, so it cannot yet order new commands or reads behind them.
 	ErrNotReady = errors.New("leader not ready")
+	// ErrStopped: a configuration change has been proposed (or chosen); this
+	// configuration takes no more commands, the next one will.
+	ErrStopped = errors.New("configuration change under way")
 )
 
 func (c Config) withDefaults() Config {

@@ -42,6 +42,7 @@ type leadership struct {
 	heartbeatDue bool
 	lastBeat     int
 	reads        []pendingRead
+	stopAt       uint64 // slot of the configuration entry this leader proposed; nothing after it
 }
 
 func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {

@@ -80,6 +80,10 @@ type Message struct {
 	// to there, so a receiver whose chosen prefix is below it must install a
 	// snapshot (Ready.Snapshot) before it can catch up or lead.
 	Snapshot uint64
+	// Epoch is the caller's too: the configuration the sender is in. The core
+	// neither reads nor sets it; a caller that changes configurations refuses
+	// prepare and accept traffic between replicas in different ones.
+	Epoch uint64
 	// Token is the caller's: a reply carries its request's Token, so a transport
 	// with request/response calls can match them. The core never interprets it.
 	Token uint64

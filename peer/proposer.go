@@ -125,10 +125,15 @@ func (r *Replica) becomeLeader() {
 	for s := range c.highest {
 		last = max(last, s)
 	}
+	stop := c.stopSlot(last)
+	if stop != 0 {
+		last = stop
+	}
 	r.cand = nil
 	r.role = leader
 	r.leader = r.id
 	r.lead = newLeadership(r, c.ballot, last+1)
+	r.lead.stopAt = stop
 	r.electionElapsed = 0
 	for s := c.firstSlot; s <= last; s++ {
 		e, ok := c.highest[s]
@@ -144,11 +149,66 @@ func (r *Replica) becomeLeader() {
 	r.lead.heartbeatDue = true
 }
 
+// stopSlot applies the stop rule of reconfiguration (Stoppable Paxos, Lamport,
+// Malkhi and Zhou, 2008) to what phase 1 found up to slot last. The first slot
+// whose highest-ballot value is a configuration ends this configuration: the new
+// leader re-proposes it and nothing after it, and returns its slot. But when some
+// later slot holds a value accepted at a higher ballot than that configuration
+// entry, a leader with that ballot did not see the entry, so it was never chosen:
+// it is replaced by a no-op and the search goes on. Values after the stop slot
+// were accepted at lower ballots and cannot have been chosen: the leader that
+// proposed the configuration entry saw every chosen slot in its phase 1 and
+// proposed it after them. Returns 0 when no configuration entry ends the log.
+func (c *candidacy) stopSlot(last uint64) uint64 {
+	for s := c.firstSlot; s <= last; s++ {
+		e, ok := c.highest[s]
+		if !ok || e.Kind != KindConfig {
+			continue
+		}
+		overtaken := false
+		for t, later := range c.highest {
+			if t > s && e.Ballot.Less(later.Ballot) {
+				overtaken = true
+				break
+			}
+		}
+		if overtaken {
+			c.highest[s] = Entry{Slot: s, Ballot: e.Ballot, Kind: KindNoop}
+			continue
+		}
+		return s
+	}
+	return 0
+}
+
+// ProposeConfig asks the leader to choose a new configuration (data, opaque to
+// the core) in the next free slot, and stops it proposing anything after that
+// slot: the slot is the last of this configuration. Once it is chosen, the
+// caller applies it and starts a new Replica with the new members from the next
+// slot. It returns the slot, ErrNotLeader, or ErrStopped when a configuration
+// change is already under way.
+func (r *Replica) ProposeConfig(data []byte) (uint64, error) {
+	if r.role != leader {
+		return 0, ErrNotLeader
+	}
+	if r.lead.stopAt != 0 || r.ended() {
+		return 0, ErrStopped
+	}
+	slot := r.lead.nextSlot
+	r.lead.nextSlot++
+	r.lead.stopAt = slot
+	r.storeEntry(Entry{Slot: slot, Ballot: r.lead.ballot, Kind: KindConfig, Data: data}, false)
+	return slot, nil
+}
+
 // Propose asks the leader to choose data (an opaque batch of commands) in the next
 // free slot. It returns the slot, or ErrNotLeader.
 func (r *Replica) Propose(data []byte) (uint64, error) {
 	if r.role != leader {
 		return 0, ErrNotLeader
+	}
+	if r.lead.stopAt != 0 || r.ended() {
+		return 0, ErrStopped
 	}
 	slot := r.lead.nextSlot
 	r.lead.nextSlot++

@@ -46,6 +46,7 @@ type Replica struct {
 	leaderCommit uint64 // highest commit point a leader announced here
 	compacted    uint64 // no log entry up to this slot is kept (compacted <= applied)
 	rebuildTo    uint64 // see Durable.RebuildTo; 0 once chosen reaches it
+	endedAt      uint64 // slot of a chosen configuration entry: this configuration is over
 
 	// Snapshot requests: the pending one for the next Ready, and the last one
 	// handed out, so that hints repeated by every heartbeat do not become a request
@@ -170,7 +171,7 @@ func (r *Replica) Tick() {
 		r.tickLeader()
 	default:
 		if r.electionElapsed >= r.electionTimeout {
-			if r.rebuilding() {
+			if r.rebuilding() || r.ended() {
 				// Its own empty acceptor state would count in its phase 1.
 				r.resetElectionTimer()
 				return
@@ -229,7 +230,10 @@ func (r *Replica) becomeFollower(leaderID uint64) {
 
 // Step hands the replica one message. Messages from non-members are ignored.
 func (r *Replica) Step(m Message) {
-	if m.From == r.id || !r.isMember(m.From) {
+	// A chosen value is a fact whoever reports it: execute requests are taken from
+	// any replica, so one that joined or lags across a configuration change can
+	// learn from a leader it does not know as a member.
+	if m.From == r.id || (!r.isMember(m.From) && m.Type != MsgExecute) {
 		return
 	}
 	r.maxSeen = maxBallot(r.maxSeen, m.Ballot)

@@ -23,6 +23,10 @@ type simDisk struct {
 	// rebuildTo: the replica was wiped and is rebuilding (Durable.RebuildTo); kept
 	// on disk so that a crash during the rebuild does not forget it.
 	rebuildTo uint64
+	// epoch and members: the configuration the replica's applied state is in (0
+	// and nil for a replica that has never learned one).
+	epoch   uint64
+	members []uint64
 }
 
 // snapshotFetch is a snapshot a replica asked for and has not installed yet.
@@ -53,6 +57,9 @@ type simCluster struct {
 	leaderTerms []Ballot
 	fetches     []snapshotFetch
 	installs    int                       // snapshots installed, so tests can tell the path was taken
+	reconfig    bool                      // replicas change configurations (reconfig_test.go)
+	retired     map[uint64]bool           // removed from the configuration: serve snapshots only
+	switches    int                       // configuration changes replicas carried out
 	ticks       map[uint64]int            // ticks each replica has taken
 	wiped       map[uint64]map[uint64]int // wiped replica → others' ticks at the wipe
 	rebuilds    int                       // wiped replicas rebuilt
@@ -74,6 +81,7 @@ func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simClus
 		acked:    map[string]uint64{},
 		events:   fnv.New64a(),
 		ticks:    map[uint64]int{},
+		retired:  map[uint64]bool{},
 		wiped:    map[uint64]map[uint64]int{},
 	}
 	for i := 1; i <= n; i++ {
@@ -84,7 +92,7 @@ func newSimCluster(t testing.TB, n int, seed int64, tune func(*Config)) *simClus
 		tune(&c.cfg)
 	}
 	for _, id := range c.ids {
-		c.disks[id] = &simDisk{entries: map[uint64]Entry{}}
+		c.disks[id] = &simDisk{entries: map[uint64]Entry{}, epoch: 1, members: slices.Clone(c.ids)}
 		c.start(id)
 	}
 	return c
@@ -108,8 +116,9 @@ func (c *simCluster) dump() string {
 			fmt.Fprintf(&b, "  %d down\n", id)
 			continue
 		}
-		fmt.Fprintf(&b, "  %d %v leader=%d promised=%v chosen=%d applied=%d log=%d disk.applied=%d\n",
-			id, r.role, r.leader, r.promised, r.chosen, r.applied, len(r.log), c.disks[id].appliedS)
+		fmt.Fprintf(&b, "  %d %v leader=%d promised=%v chosen=%d applied=%d log=%d disk.applied=%d epoch=%d members=%v\n",
+			id, r.role, r.leader, r.promised, r.chosen, r.applied, len(r.log), c.disks[id].appliedS,
+			c.disks[id].epoch, c.disks[id].members)
 		if r.lead != nil {
 			for _, f := range r.members {
 				p := r.lead.followers[f]
@@ -148,8 +157,16 @@ func (c *simCluster) logf(format string, args ...any) {
 // start (re)creates replica id from its disk alone.
 func (c *simCluster) start(id uint64) {
 	d := c.disks[id]
+	if d.epoch == 0 || c.retired[id] {
+		// A replica that never learned a configuration, or left one, does not
+		// take part: it only answers snapshot requests.
+		c.replicas[id] = nil
+		c.down[id] = false
+		return
+	}
 	cfg := c.cfg
 	cfg.ID = id
+	cfg.Members = d.members
 	cfg.Seed = c.seed + int64(c.steps)
 	var entries []Entry
 	for _, e := range d.entries {
@@ -204,7 +221,10 @@ func (c *simCluster) process(id uint64) {
 			d.entries[e.Slot] = e
 			c.recordAccepted(id, old, hadOld, e)
 		}
-		c.net = append(c.net, rd.Messages...)
+		for _, m := range rd.Messages {
+			m.Epoch = d.epoch
+			c.net = append(c.net, m)
+		}
 		c.reads[id] = append(c.reads[id], rd.Reads...)
 		if rd.Snapshot.Index != 0 {
 			c.logf("replica %d wants a snapshot of slot %d from %d", id, rd.Snapshot.Index, rd.Snapshot.From)
@@ -216,13 +236,18 @@ func (c *simCluster) process(id uint64) {
 			}
 			d.appliedS = e.Slot
 			c.noteChosen(e.Slot, valueOf(e), fmt.Sprintf("applied by %d", id))
-			if e.Kind == KindCommands {
+			if e.Kind == KindCommands || e.Kind == KindConfig {
 				d.applied = append(d.applied, e.Data)
 				d.slots = append(d.slots, e.Slot)
 				c.checkApplied(id, len(d.applied)-1)
-				if _, ok := c.acked[string(e.Data)]; !ok {
+				if _, ok := c.acked[string(e.Data)]; !ok && e.Kind == KindCommands {
 					c.acked[string(e.Data)] = e.Slot
 				}
+			}
+			if e.Kind == KindConfig {
+				epoch, members := decodeSimConfig(e.Data)
+				d.epoch, d.members = epoch, members
+				c.logf("replica %d applies configuration %d %v at slot %d", id, epoch, members, e.Slot)
 			}
 		}
 		if rd.IsLeader && rd.LeaderChanged {
@@ -231,6 +256,14 @@ func (c *simCluster) process(id uint64) {
 		r.Advance(rd)
 		if r.IsLeader() {
 			c.checkLeaderLog(r)
+		}
+		if c.reconfig && r.Ended() != 0 && r.Ended() <= d.appliedS {
+			// The configuration this core ran is over and applied: go on in
+			// the next one, as a server does.
+			c.switches++
+			c.restartInConfig(id)
+			c.process(id)
+			return
 		}
 	}
 }
@@ -323,7 +356,9 @@ func (c *simCluster) checkLeaderLog(r *Replica) {
 		return
 	}
 	for v, slot := range c.acked {
-		if slot <= r.applied {
+		if slot <= r.applied || (r.lead != nil && r.lead.stopAt != 0 && slot > r.lead.stopAt) {
+			// Applied already, or after the last slot of this leader's
+			// configuration: it can choose nothing there.
 			continue
 		}
 		le, ok := r.log[slot]
@@ -348,6 +383,10 @@ func (c *simCluster) deliver(i int, keep bool) {
 		c.unreachable(m)
 		return
 	}
+	if c.reconfig && !c.sameConfig(m) {
+		c.unreachable(m)
+		return
+	}
 	c.logf("deliver %v %d→%d b=%v ok=%v n=%d commit=%d", m.Type, m.From, m.To, m.Ballot, m.OK, len(m.Entries), m.Commit)
 	c.replicas[m.To].Step(m)
 	c.process(m.To)
@@ -355,7 +394,7 @@ func (c *simCluster) deliver(i int, keep bool) {
 
 // unreachable tells a request's sender that it failed, as a transport would.
 func (c *simCluster) unreachable(m Message) {
-	if m.Type.IsReply() || c.down[m.From] || c.replicas[m.From] == nil {
+	if m.Type.IsReply() || c.down[m.From] || c.replicas[m.From] == nil || m.Type == MsgUnreachable {
 		return
 	}
 	c.replicas[m.From].Step(Message{Type: MsgUnreachable, From: m.To, To: m.From, RoundTrip: m.RoundTrip})
@@ -363,7 +402,7 @@ func (c *simCluster) unreachable(m Message) {
 }
 
 func (c *simCluster) tick(id uint64) {
-	if c.down[id] {
+	if c.down[id] || c.replicas[id] == nil {
 		return
 	}
 	c.ticks[id]++
@@ -387,7 +426,10 @@ func (c *simCluster) leader() *Replica {
 func (c *simCluster) wipe(id uint64) {
 	c.crash(id)
 	c.logf("wipe %d", id)
-	c.disks[id] = &simDisk{entries: map[uint64]Entry{}}
+	// The members are fixed in these schedules; a real replica finds them in the
+	// replicas file.
+	old := c.disks[id]
+	c.disks[id] = &simDisk{entries: map[uint64]Entry{}, epoch: old.epoch, members: old.members}
 	for k, h := range c.holders {
 		delete(h, id)
 		if len(h) == 0 {
@@ -470,7 +512,7 @@ func (c *simCluster) fetchSnapshot(i int) {
 	f := c.fetches[i]
 	c.fetches = slices.Delete(c.fetches, i, i+1)
 	r, src := c.replicas[f.to], c.disks[f.want.From]
-	if r == nil || c.down[f.want.From] || c.cut[[2]uint64{f.to, f.want.From}] || c.cut[[2]uint64{f.want.From, f.to}] {
+	if (r == nil && !c.reconfig) || c.down[f.to] || c.down[f.want.From] || c.cut[[2]uint64{f.to, f.want.From}] || c.cut[[2]uint64{f.want.From, f.to}] {
 		c.logf("snapshot %d→%d failed", f.want.From, f.to)
 		return
 	}
@@ -478,11 +520,11 @@ func (c *simCluster) fetchSnapshot(i int) {
 	// lost its storage since: any applied prefix is chosen, so it is still good
 	// if it is newer than the receiver's.
 	index := src.appliedS
-	if index <= r.applied {
+	d := c.disks[f.to]
+	if index <= d.appliedS || (r != nil && index <= r.applied) {
 		c.logf("snapshot %d→%d of slot %d is stale", f.want.From, f.to, index)
 		return
 	}
-	d := c.disks[f.to]
 	for i, v := range d.applied {
 		if i >= len(src.applied) || !bytes.Equal(src.applied[i], v) {
 			c.fatalf("replica %d installs a snapshot from %d that does not extend what it applied", f.to, f.want.From)
@@ -491,11 +533,28 @@ func (c *simCluster) fetchSnapshot(i int) {
 	d.applied = slices.Clone(src.applied)
 	d.slots = slices.Clone(src.slots)
 	d.appliedS = index
+	newConfig := src.epoch != d.epoch
+	d.epoch, d.members = src.epoch, slices.Clone(src.members)
 	d.compacted = max(d.compacted, index)
 	for s := range d.entries {
 		if s <= index {
 			delete(d.entries, s)
 		}
+	}
+	if newConfig || r == nil {
+		// The snapshot comes from a later configuration: the replica goes on in
+		// that one (or leaves, if it is not a member), from the snapshot's slot.
+		for s := range d.entries {
+			delete(d.entries, s)
+		}
+		d.compacted = index
+		c.installs++
+		c.logf("replica %d installed a snapshot of slot %d from %d, configuration %d %v", f.to, index, f.want.From, d.epoch, d.members)
+		for i := range d.applied {
+			c.checkApplied(f.to, i)
+		}
+		c.restartInConfig(f.to)
+		return
 	}
 	if err := r.InstallSnapshot(index); err != nil {
 		c.fatalf("replica %d: %v", f.to, err)

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -278,6 +280,378 @@ func TestWipedReplicaRejoins(t *testing.T) {
 		}
 	}
 	c.waitConverged(30*time.Second, pair...)
+}
+
+// TestSnapshotTransferFaults interrupts the transfer of a 200 MB snapshot to a
+// replica that fell behind the others' compaction point, three ways: (a) the
+// receiver is killed with SIGKILL, (b) the sender is killed with SIGKILL, (c)
+// the sender is stopped with SIGSTOP, so the link stalls, and continued. Each
+// time the receiver must end with the others' data, and must never expose or
+// install a partial snapshot: every status it answers while catching up shows
+// either the keys it had or all of them.
+func TestSnapshotTransferFaults(t *testing.T) {
+	const (
+		keys       = 3000
+		valueBytes = 64 << 10
+		everySlots = 250
+	)
+	c := newClusterWith(t, 3,
+		"--snapshot-every-slots", strconv.Itoa(everySlots), "--snapshot-retain-slots", "10",
+		// Snapshots by slots only, and no store rewrite: the test is about
+		// transfers, and rewriting a store of this size holds writers back.
+		"--snapshot-every-bytes", strconv.Itoa(1<<30), "--rewrite-min-bytes", strconv.Itoa(1<<32))
+	leader := c.waitLeader()
+	recv := others(c.ids(), leader)[0]
+	st, err := rawStatus(c.rep(recv).clientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kill(recv)
+	x := &transferTest{keysBefore: st.Keys, t: t, c: c, recv: recv, keys: keys, valueBytes: valueBytes, everySlots: everySlots}
+
+	begin := time.Now()
+	x.load(others(c.ids(), recv))
+	t.Logf("loaded %d keys of %d KiB in %s", keys, valueBytes>>10, time.Since(begin).Round(time.Millisecond))
+	x.fill(others(c.ids(), recv), 0)
+
+	// (a) The receiver is killed part-way through, and restarted.
+	begin = time.Now()
+	x.restartUntilMidTransfer()
+	c.kill(recv)
+	x.checkPartial()
+	c.startNoWait(recv)
+	x.waitInstalled(0)
+	x.converged()
+	t.Logf("(a) receiver killed mid-transfer: converged %s after its restart", time.Since(begin).Round(time.Millisecond))
+
+	// (b) The sender, the leader, is killed part-way through: the receiver
+	// must complete from the new leader.
+	x.fallBehind()
+	begin = time.Now()
+	sender := x.restartUntilMidTransfer()
+	c.kill(sender)
+	x.checkPartial()
+	c.waitLeader(others(c.ids(), sender)...)
+	x.waitInstalled(sender)
+	c.start(sender)
+	x.converged()
+	t.Logf("(b) sender %d killed mid-transfer: converged %s after the receiver's restart", sender, time.Since(begin).Round(time.Millisecond))
+
+	// (c) The sender stops for a while (SIGSTOP): to the receiver its link
+	// stalls, with the connection still open; then it continues.
+	x.fallBehind()
+	begin = time.Now()
+	sender = x.restartUntilMidTransfer()
+	c.pause(sender)
+	// The fault lasts three times the replicas' peer timeout (1s): long enough
+	// for the others to elect a new leader and for any call to time out.
+	stall := time.NewTimer(3 * time.Second)
+	<-stall.C
+	c.resume(sender)
+	x.waitInstalled(0)
+	x.converged()
+	t.Logf("(c) sender %d stopped for 3s mid-transfer: converged %s after the receiver's restart", sender, time.Since(begin).Round(time.Millisecond))
+
+	x.checkLogs()
+}
+
+// transferTest is the state of TestSnapshotTransferFaults.
+type transferTest struct {
+	t          testing.TB
+	c          *cluster
+	recv       int // the replica that receives snapshots
+	keys       int
+	valueBytes int
+	everySlots int
+
+	sum        string // the digest of the loaded data, which never changes
+	keysBefore int64  // keys the receiver held when it was stopped
+	installs   int    // "snapshot installed" lines in the receiver's log before this case
+	sampler    *keySampler
+}
+
+// value is key i's value: valueBytes pseudo-random bytes.
+func (x *transferTest) value(i int) []byte {
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(i))
+	v := make([]byte, x.valueBytes)
+	rand.NewChaCha8(seed).Read(v)
+	return v
+}
+
+func (x *transferTest) key(i int) string { return fmt.Sprintf("xfer/%05d", i) }
+
+// load puts every key through the replicas ids.
+func (x *transferTest) load(ids []int) {
+	t, c := x.t, x.c
+	t.Helper()
+	cl := c.client(10*time.Second, ids...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= x.keys {
+					return
+				}
+				if err := putRetrying(ctx, cl, x.key(i), x.value(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// putRetrying puts until the put is acknowledged, at most five times.
+func putRetrying(ctx context.Context, cl *client.Client, key string, value []byte) error {
+	var err error
+	for range 5 {
+		if _, err = cl.Put(ctx, key, value); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("put %s: 5 attempts failed, last: %w", key, err)
+}
+
+// fill writes key 0's value again, one put at a time, which leaves the data
+// unchanged, until every replica in ids has a snapshot taken after the load and
+// has compacted its log past slot behind.
+func (x *transferTest) fill(ids []int, behind int64) {
+	t, c := x.t, x.c
+	t.Helper()
+	cl := c.client(10*time.Second, ids...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := rawStatus(c.rep(c.waitLeader(ids...)).clientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := st.Applied
+	v := x.value(0)
+	puts := 0
+	for {
+		done := true
+		for _, id := range ids {
+			s, err := rawStatus(c.rep(id).clientAddr)
+			if err != nil || s.SnapshotIndex <= loaded || s.Compacted <= behind {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		if puts > 3*x.everySlots {
+			t.Fatalf("%d puts after slot %d and replicas %v have not all snapshotted after it and compacted past %d",
+				puts, loaded, ids, behind)
+		}
+		if err := putRetrying(ctx, cl, x.key(0), v); err != nil {
+			t.Fatal(err)
+		}
+		puts++
+	}
+	d := c.waitConverged(time.Minute, ids...)
+	if d.Keys != int64(x.keys) {
+		t.Fatalf("replicas %v hold %d keys, want %d", ids, d.Keys, x.keys)
+	}
+	if x.sum != "" && d.Digest != x.sum {
+		t.Fatalf("the data changed: digest %s, was %s", d.Digest, x.sum)
+	}
+	x.sum = d.Digest
+}
+
+// fallBehind kills the receiver, which has caught up, and writes until the
+// others have compacted their logs past it.
+func (x *transferTest) fallBehind() {
+	x.t.Helper()
+	st, err := rawStatus(x.c.rep(x.recv).clientAddr)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	x.keysBefore = st.Keys
+	x.c.kill(x.recv)
+	x.fill(others(x.c.ids(), x.recv), st.Applied)
+}
+
+// restartUntilMidTransfer starts the receiver and waits until it has received
+// a few MiB of a snapshot, and returns the sender.
+func (x *transferTest) restartUntilMidTransfer() int {
+	t, c := x.t, x.c
+	t.Helper()
+	x.installs = len(c.logLines(x.recv, "snapshot installed"))
+	started := len(c.logLines(x.recv, "snapshot transfer started"))
+	c.startNoWait(x.recv)
+	x.sampler = startKeySampler(c.rep(x.recv).clientAddr, x.keysBefore, int64(x.keys))
+	line := c.waitLog(x.recv, 30*time.Second, "snapshot transfer started", started)
+	sender, err := strconv.Atoi(logField(line, "from"))
+	if err != nil {
+		t.Fatalf("no sender in %q", line)
+	}
+	waitFor(t, 30*time.Second, fmt.Sprintf("replica %d to receive 4 MiB of a snapshot", x.recv), func() error {
+		if n := len(c.logLines(x.recv, "snapshot installed")); n > x.installs {
+			t.Fatalf("replica %d installed the snapshot before the test could interrupt it", x.recv)
+		}
+		_, size := x.part()
+		if size < 4<<20 {
+			return fmt.Errorf("%d bytes received", size)
+		}
+		return nil
+	})
+	return sender
+}
+
+// part returns the path and size of the receiver's partial snapshot, if any.
+func (x *transferTest) part() (string, int64) {
+	parts, _ := filepath.Glob(filepath.Join(x.c.rep(x.recv).dataDir, "snapshots", "incoming-*.part"))
+	if len(parts) == 0 {
+		return "", 0
+	}
+	fi, err := os.Stat(parts[0])
+	if err != nil {
+		return "", 0
+	}
+	return parts[0], fi.Size()
+}
+
+// checkPartial checks, once the transfer was interrupted, that the receiver
+// holds part of a snapshot and has not installed it.
+func (x *transferTest) checkPartial() {
+	t, c := x.t, x.c
+	t.Helper()
+	path, size := x.part()
+	slot := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "incoming-"), ".part")
+	var full int64
+	for _, id := range others(c.ids(), x.recv) {
+		if fi, err := os.Stat(filepath.Join(c.rep(id).dataDir, "snapshots", slot+".snap")); err == nil {
+			full = fi.Size()
+		}
+	}
+	switch {
+	case path == "":
+		t.Fatalf("replica %d holds no partial snapshot after the interruption", x.recv)
+	case full == 0:
+		t.Fatalf("no replica holds snapshot %s, which replica %d was receiving", slot, x.recv)
+	case size >= full:
+		t.Fatalf("replica %d had received all %d bytes of snapshot %s when it was interrupted", x.recv, full, slot)
+	}
+	if n := len(c.logLines(x.recv, "snapshot installed")); n > x.installs {
+		t.Fatalf("replica %d installed a snapshot before the interrupted transfer could finish", x.recv)
+	}
+	t.Logf("interrupted after %s of the %s of snapshot %s", mib(size), mib(full), slot)
+}
+
+// waitInstalled waits until the receiver installs a snapshot from a replica
+// other than not, and checks that what it installed is complete.
+func (x *transferTest) waitInstalled(not int) {
+	t, c := x.t, x.c
+	t.Helper()
+	begin := time.Now()
+	line := c.waitLog(x.recv, 2*time.Minute, "snapshot installed", x.installs)
+	t.Logf("installed %s after the interruption: %s", time.Since(begin).Round(time.Millisecond), line)
+	if from, _ := strconv.Atoi(logField(line, "from")); from == not {
+		t.Errorf("replica %d installed a snapshot from replica %d, which was killed", x.recv, from)
+	}
+	if k, _ := strconv.Atoi(logField(line, "keys")); k != x.keys {
+		t.Errorf("replica %d installed a snapshot of %d keys, want %d", x.recv, k, x.keys)
+	}
+}
+
+// converged waits until every replica holds the loaded data at one slot, and
+// checks every status the receiver answered meanwhile.
+func (x *transferTest) converged() {
+	t, c := x.t, x.c
+	t.Helper()
+	d := c.waitConverged(time.Minute, c.ids()...)
+	if d.Digest != x.sum || d.Keys != int64(x.keys) {
+		t.Errorf("replicas hold %d keys with digest %s at slot %d, want %d keys with digest %s",
+			d.Keys, d.Digest, d.Applied, x.keys, x.sum)
+	}
+	seen, bad := x.sampler.stop()
+	if bad != "" {
+		t.Errorf("replica %d exposed a partial state while catching up: %s", x.recv, bad)
+	}
+	t.Logf("replica %d answered %d status calls while catching up, all with complete data", x.recv, seen)
+	if n := len(c.logLines(x.recv, "snapshot installed")); n != x.installs+1 {
+		t.Errorf("replica %d logged %d snapshot installs in this case, want 1", x.recv, n-x.installs)
+	}
+}
+
+// checkLogs checks, in every replica's log, that no snapshot was installed
+// after its transfer was discarded without being fetched again.
+func (x *transferTest) checkLogs() {
+	t, c := x.t, x.c
+	for _, id := range c.ids() {
+		// Set by a discarded transfer, cleared when a transfer starts.
+		discardedLast := false
+		installed, discarded := 0, 0
+		for _, line := range c.logLines(id, "snapshot") {
+			switch {
+			case strings.Contains(line, "snapshot transfer started"):
+				discardedLast = false
+			case strings.Contains(line, "discarded") || strings.Contains(line, "snapshot not installed"):
+				discarded++
+				discardedLast = true
+			case strings.Contains(line, "snapshot installed"):
+				installed++
+				if discardedLast {
+					t.Errorf("replica %d installed a snapshot after discarding one, without fetching again: %s", id, line)
+				}
+			}
+		}
+		t.Logf("replica %d: %d snapshots installed, %d discarded; %d transfers failed", id, installed, discarded,
+			len(c.logLines(id, "snapshot transfer failed")))
+	}
+}
+
+// keySampler asks a replica for its status every 20 ms and records any
+// answer whose key count is neither the count it held before nor the full one.
+type keySampler struct {
+	quit chan struct{}
+	done chan struct{}
+	seen int
+	bad  string
+}
+
+func startKeySampler(addr string, before, full int64) *keySampler {
+	s := &keySampler{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if st, err := rawStatus(addr); err == nil {
+				s.seen++
+				if st.Keys != before && st.Keys != full && s.bad == "" {
+					s.bad = fmt.Sprintf("%d keys at applied slot %d (before: %d, complete: %d)", st.Keys, st.Applied, before, full)
+				}
+			}
+			select {
+			case <-s.quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+// stop stops the sampler and returns how many answers it saw and the first
+// bad one ("" if none).
+func (s *keySampler) stop() (int, string) {
+	close(s.quit)
+	<-s.done
+	return s.seen, s.bad
 }
 
 // writers are goroutines that put distinct keys through one client until told

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -652,6 +653,117 @@ func (s *keySampler) stop() (int, string) {
 	close(s.quit)
 	<-s.done
 	return s.seen, s.bad
+}
+
+// TestBackupRestoreInPlace saves a backup with `ballot snapshot save`, loses
+// every replica's data directory, and starts each replica again on its own
+// addresses with --restore: the cluster must hold exactly the backed-up data
+// and take writes. A restore into a data directory that already holds a store
+// must then fail, name the directory, and leave the store as it was.
+func TestBackupRestoreInPlace(t *testing.T) {
+	a := newCluster(t, 3)
+	file, want := backup(t, a)
+	for _, id := range a.ids() {
+		a.kill(id)
+		a.wipe(id)
+	}
+	checkRestore(t, a, file, want)
+	checkRestoreRefused(t, a, file)
+}
+
+// backup loads the cluster, saves a backup of it while it is idle, checks the
+// file against what ballot printed, and writes once more. It returns the file
+// and the digest of the cluster at the backup's slot.
+func backup(t *testing.T, a *cluster) (string, digestRow) {
+	t.Helper()
+	a.waitLeader()
+	sum := a.bench(time.Minute, nil, "--ops", "5000", "--clients", "16", "--keys", "2000",
+		"--mix", "put=80,delete=20", "--warmup", "0")
+	if sum.Total.Errors != 0 {
+		t.Fatalf("%d operations failed: %v", sum.Total.Errors, sum.Total.FirstErrors)
+	}
+	a.waitCaughtUp(30*time.Second, 1)
+	want := a.waitConverged(30*time.Second, a.ids()...)
+
+	file := filepath.Join(t.TempDir(), "backup.snap")
+	out := a.mustBallot("snapshot", "save", file)
+	var slot, size int64
+	var printed string
+	if _, err := fmt.Sscanf(out, "saved snapshot at slot %d: %d bytes, sha256 %s", &slot, &size, &printed); err != nil {
+		t.Fatalf("ballot snapshot save printed %q: %v", out, err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%x", sha256.Sum256(data)); int64(len(data)) != size || got != printed {
+		t.Fatalf("backup file: %d bytes with sha256 %s; ballot printed %d bytes, sha256 %s", len(data), got, size, printed)
+	}
+	if slot != want.Applied {
+		t.Fatalf("backup of slot %d, but the idle cluster applied slot %d", slot, want.Applied)
+	}
+	t.Logf("backup of slot %d: %d keys, %d bytes", slot, want.Keys, size)
+	// A change after the backup, which the restored cluster must not hold.
+	a.mustBallot("put", "backup/after", "written after the backup")
+	return file, want
+}
+
+// checkRestore starts every replica of b, which have no data directories, with
+// --restore file, and checks that the cluster holds the data of the backup,
+// digest want, and takes writes.
+func checkRestore(t *testing.T, b *cluster, file string, want digestRow) {
+	t.Helper()
+	for _, id := range b.ids() {
+		b.startNoWaitWith(id, "--restore", file)
+	}
+	for _, id := range b.ids() {
+		b.waitServing(id)
+		if lines := b.logLines(id, "data directory restored from a snapshot"); len(lines) != 1 {
+			t.Errorf("replica %d of the restored cluster logged %d restores, want 1", id, len(lines))
+		}
+	}
+	b.waitLeader()
+	got := b.waitConverged(30*time.Second, b.ids()...)
+	if got.Applied != want.Applied || got.Digest != want.Digest || got.Keys != want.Keys {
+		t.Fatalf("restored cluster: slot %d, %d keys, digest %s; backup: slot %d, %d keys, digest %s",
+			got.Applied, got.Keys, got.Digest, want.Applied, want.Keys, want.Digest)
+	}
+	if res := b.ballot("get", "backup/after"); res.code != 1 {
+		t.Errorf("get of a key written after the backup, on the restored cluster: exit %d, %q, want exit 1 (not found)", res.code, res.stdout)
+	}
+	b.mustBallot("put", "restored/new", "written after the restore")
+	if v := b.mustBallot("get", "restored/new"); v != "written after the restore\n" {
+		t.Errorf("get after a put on the restored cluster: %q", v)
+	}
+	after := b.waitConverged(30*time.Second, b.ids()...)
+	if after.Applied <= want.Applied || after.Keys != want.Keys+1 {
+		t.Errorf("restored cluster after one put: slot %d, %d keys; want a slot above %d and %d keys",
+			after.Applied, after.Keys, want.Applied, want.Keys+1)
+	}
+}
+
+// checkRestoreRefused starts replica 1 of b, which holds a store, with
+// --restore: it must fail, name its data directory, and leave the store as it
+// was.
+func checkRestoreRefused(t *testing.T, b *cluster, file string) {
+	t.Helper()
+	before := b.waitConverged(30*time.Second, b.ids()...)
+	r := b.rep(1)
+	b.stop(1, 10*time.Second)
+	b.startNoWaitWith(1, "--restore", file)
+	select {
+	case <-r.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("ballotd --restore into a used data directory still runs after 15s:\n%s", tail(r.logPath, 20))
+	}
+	last := tail(r.logPath, 3)
+	if r.exitCode == 0 || !strings.Contains(last, r.dataDir) {
+		t.Errorf("ballotd --restore into a used data directory: exit %d, want a failure naming %s; log:\n%s", r.exitCode, r.dataDir, last)
+	}
+	b.start(1)
+	if d := b.waitConverged(30*time.Second, b.ids()...); d.Digest != before.Digest || d.Applied < before.Applied {
+		t.Errorf("after a refused restore: slot %d, digest %s; before: slot %d, digest %s", d.Applied, d.Digest, before.Applied, before.Digest)
+	}
 }
 
 // writers are goroutines that put distinct keys through one client until told

@@ -161,6 +161,8 @@ type cluster struct {
 	dir          string
 	replicasFile string
 	reps         []*replica // reps[i] has id i+1
+	// args are extra ballotd flags given to every replica at every start.
+	args []string
 }
 
 // newCluster writes a replicas file for n replicas on free loopback ports, starts
@@ -168,7 +170,29 @@ type cluster struct {
 // killed when the test ends.
 func newCluster(t testing.TB, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir()}
+	return newClusterWith(t, n)
+}
+
+// newClusterWith is newCluster with extra ballotd flags (such as
+// "--snapshot-every-slots", "500") given to every replica at every start.
+func newClusterWith(t testing.TB, n int, args ...string) *cluster {
+	t.Helper()
+	c := layoutCluster(t, n, args...)
+	for id := 1; id <= n; id++ {
+		c.startNoWait(id)
+	}
+	for id := 1; id <= n; id++ {
+		c.waitServing(id)
+	}
+	return c
+}
+
+// layoutCluster writes the replicas file of a cluster of n replicas, each started
+// with args, and starts none of them. Every process the cluster starts later is
+// killed when the test ends.
+func layoutCluster(t testing.TB, n int, args ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir(), args: slices.Clone(args)}
 	c.replicasFile = filepath.Join(c.dir, "replicas.txt")
 	var file strings.Builder
 	file.WriteString("# id  client address  peer address\n")
@@ -187,12 +211,6 @@ func newCluster(t testing.TB, n int) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.cleanup)
-	for id := 1; id <= n; id++ {
-		c.startNoWait(id)
-	}
-	for id := 1; id <= n; id++ {
-		c.waitServing(id)
-	}
 	return c
 }
 
@@ -235,6 +253,13 @@ func (c *cluster) start(id int) {
 // startNoWait starts replica id's process, its output appended to its log file.
 func (c *cluster) startNoWait(id int) {
 	c.t.Helper()
+	c.startNoWaitWith(id)
+}
+
+// startNoWaitWith starts replica id's process with extra flags for this start
+// only (such as "--restore", FILE), after the cluster's own.
+func (c *cluster) startNoWaitWith(id int, once ...string) {
+	c.t.Helper()
 	r := c.rep(id)
 	if r.running() {
 		c.t.Fatalf("replica %d is already running (pid %d)", id, r.cmd.Process.Pid)
@@ -245,7 +270,10 @@ func (c *cluster) startNoWait(id int) {
 	}
 	r.starts++
 	fmt.Fprintf(logf, "=== e2e: start #%d of replica %d at %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(ballotdBin, "--id", strconv.Itoa(id), "--replicas", c.replicasFile, "--data", r.dataDir)
+	args := []string{"--id", strconv.Itoa(id), "--replicas", c.replicasFile, "--data", r.dataDir}
+	args = append(append(args, c.args...), once...)
+	fmt.Fprintf(logf, "=== e2e: ballotd %s\n", strings.Join(args, " "))
+	cmd := exec.Command(ballotdBin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
@@ -298,6 +326,43 @@ func (c *cluster) kill(id int) {
 	case <-r.done:
 	case <-time.After(10 * time.Second):
 		c.t.Fatalf("replica %d (pid %d) still running 10s after SIGKILL", id, r.cmd.Process.Pid)
+	}
+}
+
+// pause stops replica id's process with SIGSTOP: to the others its links stall
+// with their connections still open, as on a stalled machine or a cut route.
+func (c *cluster) pause(id int) {
+	c.t.Helper()
+	c.signal(id, syscall.SIGSTOP)
+}
+
+// resume lets a paused replica run again (SIGCONT).
+func (c *cluster) resume(id int) {
+	c.t.Helper()
+	c.signal(id, syscall.SIGCONT)
+}
+
+func (c *cluster) signal(id int, sig syscall.Signal) {
+	c.t.Helper()
+	r := c.rep(id)
+	if !r.running() {
+		c.t.Fatalf("%v replica %d: not running", sig, id)
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		c.t.Fatalf("%v replica %d (pid %d): %v", sig, id, r.cmd.Process.Pid, err)
+	}
+}
+
+// wipe deletes replica id's data directory, as a lost disk would. The replica
+// must not be running.
+func (c *cluster) wipe(id int) {
+	c.t.Helper()
+	r := c.rep(id)
+	if r.running() {
+		c.t.Fatalf("wipe replica %d: still running (pid %d)", id, r.cmd.Process.Pid)
+	}
+	if err := os.RemoveAll(r.dataDir); err != nil {
+		c.t.Fatalf("wipe replica %d: %v", id, err)
 	}
 }
 
@@ -387,7 +452,14 @@ func (c *cluster) ballotIn(stdin []byte, args ...string) cliResult {
 // fails the test: every command has an explicit deadline.
 func runCLI(t testing.TB, stdin []byte, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return runCLIWithin(t, 30*time.Second, stdin, args...)
+}
+
+// runCLIWithin is runCLI for commands that may run longer than 30s (ballot
+// bench): a run that outlives limit is killed and fails the test.
+func runCLIWithin(t testing.TB, limit time.Duration, stdin []byte, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ballotBin, args...)
 	var stdout, stderr bytes.Buffer
@@ -401,7 +473,7 @@ func runCLI(t testing.TB, stdin []byte, args ...string) cliResult {
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("ballot %s: still running after 30s", strings.Join(args, " "))
+		t.Fatalf("ballot %s: still running after %s", strings.Join(args, " "), limit)
 	case errors.As(err, &exit):
 		res.code = exit.ExitCode()
 	case err != nil:
@@ -433,7 +505,13 @@ type replicaStatus struct {
 	Chosen     int64  `json:"chosen"`
 	LogEntries int64  `json:"log_entries"`
 	Keys       int64  `json:"keys"`
-	Error      string `json:"error"`
+	// SnapshotIndex is the applied slot of the replica's latest snapshot,
+	// Compacted the slot up to which its log is discarded, DiskBytes the size of
+	// its data directory.
+	SnapshotIndex int64  `json:"snapshot_index"`
+	Compacted     int64  `json:"compacted"`
+	DiskBytes     int64  `json:"disk_bytes"`
+	Error         string `json:"error"`
 }
 
 // status runs `ballot status --json` and returns the entries by replica id. It

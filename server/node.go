@@ -118,10 +118,13 @@ type node struct {
 	nextToken    uint64
 	pendingReply map[uint64]chan peer.Message
 	waiters      map[clientKey][]*proposal
+	// anonymous holds the writes of client id 0, which have no (client id, seq)
+	// to match a result by: by the slot they were proposed in, in batch order.
+	anonymous    map[uint64][]*proposal
 	readWaiters  map[uint64]*readRequest
-	readsAfter   []*readRequest    // confirmed, waiting for apply to reach their index
-	queued       []command.Command // accepted from clients, not yet proposed
-	catchUpSince time.Time         // when this replica fell behind its leader; zero when it is not
+	readsAfter   []*readRequest // confirmed, waiting for apply to reach their index
+	queued       []*proposal    // accepted from clients, not yet proposed (one per client id and seq)
+	catchUpSince time.Time      // when this replica fell behind its leader; zero when it is not
 	catchUpFrom  uint64
 	maxInFlight  int // slots proposed and not yet chosen before new commands wait
 	fatal        error
@@ -143,6 +146,7 @@ func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Durat
 		ctx:          context.Background(),
 		pendingReply: make(map[uint64]chan peer.Message),
 		waiters:      make(map[clientKey][]*proposal),
+		anonymous:    make(map[uint64][]*proposal),
 		readWaiters:  make(map[uint64]*readRequest),
 		stopped:      make(chan struct{}),
 	}
@@ -326,16 +330,18 @@ func (n *node) collectProposals(first *proposal) {
 		return
 	}
 	for _, p := range batch {
+		if p.cmd.ClientID == 0 {
+			n.queued = append(n.queued, p) // no de-duplication: see proposeQueued
+			continue
+		}
 		k := clientKey{p.cmd.ClientID, p.cmd.Seq}
-		if p.cmd.ClientID != 0 {
-			if ws := n.waiters[k]; len(ws) > 0 {
-				// A retry of a write already waiting: it gets the same result.
-				n.waiters[k] = append(ws, p)
-				continue
-			}
+		if ws := n.waiters[k]; len(ws) > 0 {
+			// A retry of a write already waiting: it gets the same result.
+			n.waiters[k] = append(ws, p)
+			continue
 		}
 		n.waiters[k] = append(n.waiters[k], p)
-		n.queued = append(n.queued, p.cmd)
+		n.queued = append(n.queued, p)
 	}
 }
 
@@ -348,17 +354,58 @@ func (n *node) proposeQueued() {
 	if len(n.queued) == 0 || n.core.InFlight() >= n.maxInFlight {
 		return
 	}
-	cmds := n.queued
+	ps := n.queued
 	n.queued = nil
-	data, err := command.EncodeBatch(cmds)
-	if err == nil {
-		_, err = n.core.Propose(data)
+	cmds := make([]command.Command, len(ps))
+	for i, p := range ps {
+		cmds[i] = p.cmd
 	}
-	if err != nil {
-		for _, c := range cmds {
-			n.answerWrite(clientKey{c.ClientID, c.Seq}, writeOutcome{err: fmt.Errorf("%w: %v", errUnavailable, err)})
+	data, err := command.EncodeBatch(cmds)
+	var slot uint64
+	if err == nil {
+		slot, err = n.core.Propose(data)
+	}
+	for _, p := range ps {
+		switch {
+		case err != nil:
+			n.answer(p, writeOutcome{err: fmt.Errorf("%w: %v", errUnavailable, err)})
+		case p.cmd.ClientID == 0:
+			// Its result is the next one of client id 0 in this slot.
+			n.anonymous[slot] = append(n.anonymous[slot], p)
 		}
 	}
+}
+
+// answer answers a queued write, and every retry of it waiting with it.
+func (n *node) answer(p *proposal, out writeOutcome) {
+	if p.cmd.ClientID == 0 {
+		p.done <- out
+		return
+	}
+	n.answerWrite(clientKey{p.cmd.ClientID, p.cmd.Seq}, out)
+}
+
+// answerAnonymous answers the write of client id 0 that res is the result of,
+// if this replica proposed it.
+func (n *node) answerAnonymous(res store.Result) {
+	ps := n.anonymous[res.Slot]
+	if len(ps) == 0 {
+		return // proposed by another leader
+	}
+	p := ps[0]
+	if len(ps) == 1 {
+		delete(n.anonymous, res.Slot)
+	} else {
+		n.anonymous[res.Slot] = ps[1:]
+	}
+	out := writeOutcome{res: res}
+	if p.cmd.Op != res.Op || p.cmd.Key != res.Key {
+		// The slot holds another leader's batch. Writes waiting here are failed
+		// when leadership is lost, so this is not expected; if it happens, the
+		// write's fate is unknown.
+		out = writeOutcome{err: fmt.Errorf("%w: slot %d holds another write", errUnavailable, res.Slot)}
+	}
+	p.done <- out
 }
 
 func (n *node) answerWrite(k clientKey, out writeOutcome) {
@@ -421,6 +468,7 @@ func (n *node) handleReady() error {
 			n.afterApply(rd.Committed)
 			for _, res := range results {
 				if res.ClientID == 0 {
+					n.answerAnonymous(res)
 					continue
 				}
 				n.answerWrite(clientKey{res.ClientID, res.Seq}, writeOutcome{res: res})
@@ -443,8 +491,8 @@ func (n *node) handleReady() error {
 			n.logger.Info("leader changed", "leader", rd.Leader, "is_leader", rd.IsLeader)
 			if !rd.IsLeader {
 				// Queued commands were never proposed: any replica may take them.
-				for _, c := range n.queued {
-					n.answerWrite(clientKey{c.ClientID, c.Seq}, writeOutcome{err: errNotLeader})
+				for _, p := range n.queued {
+					n.answer(p, writeOutcome{err: errNotLeader})
 				}
 				n.queued = nil
 				n.failWrites(fmt.Errorf("%w: leadership changed before the write was chosen", errUnavailable))
@@ -536,10 +584,20 @@ func (n *node) failWrites(err error) {
 	for k := range n.waiters {
 		n.answerWrite(k, writeOutcome{err: err})
 	}
+	for slot, ps := range n.anonymous {
+		for _, p := range ps {
+			p.done <- writeOutcome{err: err}
+		}
+		delete(n.anonymous, slot)
+	}
 }
 
 // failAll answers every waiting request with err (on shutdown).
 func (n *node) failAll(err error) {
+	for _, p := range n.queued {
+		n.answer(p, writeOutcome{err: err})
+	}
+	n.queued = nil
 	n.failWrites(err)
 	for tok, rq := range n.readWaiters {
 		rq.done <- readOutcome{err: err}

@@ -103,10 +103,17 @@ func (f *snapshotFiles) Latest() store.SnapshotInfo {
 	return f.latest
 }
 
-// take writes a snapshot of the store as it is now and makes it the latest.
+// take writes a snapshot of the store as it is now and makes it the latest. If
+// the latest already holds the applied slot, it is the snapshot: a new file of
+// the same slot would replace it under the same name while peers and backups may
+// be reading it, and differ from it if the log was compacted in between (the
+// header records the compacted slot).
 func (f *snapshotFiles) take() (store.SnapshotInfo, error) {
 	f.takeMu.Lock()
 	defer f.takeMu.Unlock()
+	if latest := f.Latest(); latest.Index != 0 && latest.Index == f.store.Applied() {
+		return latest, nil
+	}
 	tmp := filepath.Join(f.dir, "writing"+snapSuffix+".new")
 	info, err := f.store.WriteSnapshot(tmp)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/gen/kvapi"
@@ -673,5 +674,210 @@ func TestBackupReadsWholeSnapshot(t *testing.T) {
 	}
 	if info, err := store.ReadSnapshotInfo(h.snaps.Latest().Path); err != nil || info.Index != st.Applied() {
 		t.Fatalf("backup file: %+v, %v", info, err)
+	}
+}
+
+// rewriteRecorder is a store that records the file size before and after each
+// rewrite.
+type rewriteRecorder struct {
+	*store.Store
+	mu       sync.Mutex // guards rewrites
+	rewrites [][2]int64
+}
+
+func (r *rewriteRecorder) Rewrite() error {
+	before := r.FileSize()
+	err := r.Store.Rewrite()
+	if err == nil {
+		r.mu.Lock()
+		r.rewrites = append(r.rewrites, [2]int64{before, r.FileSize()})
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *rewriteRecorder) done() [][2]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][2]int64(nil), r.rewrites...)
+}
+
+// noSender is the network of a cluster of one.
+type noSender struct{ t *testing.T }
+
+func (s noSender) Send(m peer.Message) { s.t.Errorf("a replica alone sent %v to %d", m.Type, m.To) }
+
+// startLoneNode runs the node of a one-replica cluster on a store in dataDir with
+// policy, and waits until it leads.
+func startLoneNode(t *testing.T, dataDir string, policy snapshotPolicy) (*node, *rewriteRecorder, *snapshotFiles) {
+	t.Helper()
+	st := &rewriteRecorder{Store: openStoreT(t, filepath.Join(dataDir, "store"))}
+	durable, err := st.Durable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := peer.New(peer.Config{ID: 1, Members: []uint64{1}, ElectionTicks: 2, HeartbeatTicks: 1, Seed: 1}, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := openSnapshotFiles(dataDir, st.Store, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(core, st, noSender{t}, time.Millisecond, 2, testLogger(t))
+	n.compact = &compaction{
+		policy:       policy,
+		files:        files,
+		lastSnapshot: max(files.Latest().Index, durable.Compacted),
+		rewrittenAt:  st.FileSize(),
+		fetcher:      func(uint64) snapshotFetcher { return nil },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node loop: %v", err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !n.status().IsLeader {
+		if time.Now().After(deadline) {
+			t.Fatal("a replica alone did not lead within 10s")
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	return n, st, files
+}
+
+// compactionState reads the node's compaction state on its loop.
+func compactionState(t *testing.T, n *node) compaction {
+	t.Helper()
+	ch := make(chan compaction, 1)
+	n.post(func() { ch <- *n.compact })
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node loop did not answer within 10s")
+		return compaction{}
+	}
+}
+
+// settle waits until no snapshot is being taken.
+func settle(t *testing.T, n *node) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for compactionState(t, n).taking {
+		if time.Now().After(deadline) {
+			t.Fatal("a snapshot was still being taken after 10s")
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+}
+
+// As writes go on, a replica snapshots every few slots, keeps the two latest
+// snapshots, compacts its log to a few slots below the latest, and rewrites its
+// store file once it has grown, so the log and the file stay small.
+func TestCompactionPolicy(t *testing.T) {
+	policy := snapshotPolicy{everySlots: 5, everyBytes: 1 << 30, retainSlots: 2, rewriteBytes: 32 << 10}
+	dataDir := t.TempDir()
+	n, st, files := startLoneNode(t, dataDir, policy)
+	value := bytes.Repeat([]byte("v"), 1<<10)
+	ctx := context.Background()
+	var snaps []string
+	deadline := time.Now().Add(30 * time.Second)
+	for writes := 1; ; writes++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// A few keys overwritten: the data stays small while the file grows.
+		_, err := n.propose(cctx, command.Command{ClientID: 9, Seq: uint64(writes), Op: command.OpPut,
+			Key: fmt.Sprintf("k%d", writes%4), Value: value})
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d: %v", writes, err)
+		}
+		// One write at a time and no snapshot running: then the log holds the
+		// slots retained below the last snapshot and those applied since, fewer
+		// than everySlots, or a snapshot would have been taken.
+		settle(t, n)
+		if got, limit := st.LogEntries(), int(policy.retainSlots+policy.everySlots); got > limit {
+			t.Fatalf("after write %d the log holds %d entries (applied %d, compacted %d); want at most %d",
+				writes, got, st.Applied(), st.Compacted(), limit)
+		}
+		snaps = nil
+		for _, name := range dirNames(t, filepath.Join(dataDir, snapshotDirName)) {
+			if strings.HasSuffix(name, snapSuffix) {
+				snaps = append(snaps, name)
+			}
+		}
+		if writes >= 100 && len(snaps) == 2 && len(st.done()) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d writes in 30s: snapshots %q, compacted to %d of %d applied, %d rewrites",
+				writes, snaps, st.Compacted(), st.Applied(), len(st.done()))
+		}
+	}
+	latest := files.Latest()
+	if want := filepath.Base(latest.Path); snaps[1] != want {
+		t.Errorf("snapshot files %q; the latest is %s", snaps, want)
+	}
+	if info, err := store.ReadSnapshotInfo(latest.Path); err != nil || info != latest {
+		t.Errorf("latest snapshot file: %+v, %v; want %+v", info, err, latest)
+	}
+	if c, want := st.Compacted(), latest.Index-policy.retainSlots; c != want {
+		t.Errorf("compacted to %d; want %d, %d slots below snapshot %d", c, want, policy.retainSlots, latest.Index)
+	}
+	if c := n.status().Compacted; c != st.Compacted() {
+		t.Errorf("the core compacted to %d, the store to %d", c, st.Compacted())
+	}
+	rewrites := st.done()
+	for i, rw := range rewrites {
+		if rw[0] < policy.rewriteBytes || rw[1] >= rw[0] {
+			t.Errorf("rewrite from %d to %d bytes; want it only past %d bytes, and smaller after",
+				rw[0], rw[1], policy.rewriteBytes)
+		}
+		if i > 0 && rw[0] < 2*rewrites[i-1][1] {
+			t.Errorf("rewrite from %d bytes, less than twice the %d bytes the one before left", rw[0], rewrites[i-1][1])
+		}
+	}
+}
+
+// A backup (or a peer's transfer) in progress survives another backup taken at
+// the same applied slot after the log was compacted: a snapshot's header records
+// the compacted slot, so a new one would differ from the file being read.
+func TestBackupSurvivesSecondBackupAtSameSlot(t *testing.T) {
+	h, st := backupHandler(t)
+	ctx := context.Background()
+	const maxBytes = 64
+	first, err := h.Backup(ctx, 0, 0, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Compact(st.Applied() - 1); err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.Backup(ctx, 0, 0, maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Index != first.Index {
+		t.Fatalf("second backup at snapshot %d, the first at %d: the test needs the same slot", second.Index, first.Index)
+	}
+	got := append([]byte(nil), first.Data...)
+	for int64(len(got)) < first.Size {
+		ch, err := h.Backup(ctx, first.Index, int64(len(got)), maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Size != first.Size || !bytes.Equal(ch.Checksum, first.Checksum) {
+			t.Fatalf("at offset %d the backup became %d bytes with checksum %x; it began as %d bytes, checksum %x",
+				len(got), ch.Size, ch.Checksum[:4], first.Size, first.Checksum[:4])
+		}
+		got = append(got, ch.Data...)
+	}
+	if sum := sha256.Sum256(got); !bytes.Equal(sum[:], first.Checksum) {
+		t.Fatalf("the backup's bytes have SHA-256 %x; its checksum is %x", sum[:4], first.Checksum[:4])
 	}
 }

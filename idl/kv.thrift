@@ -164,6 +164,22 @@ struct BackupChunk {
   5: binary data
 }
 
+/** One replica of a configuration: a line of replicas.txt. */
+struct ReplicaAddress {
+  1: i64 id
+  2: string client_addr
+  3: string peer_addr
+}
+
+/** The configuration a reconfigure call committed. */
+struct ReconfigureResult {
+  /** Its epoch. */
+  1: i64 epoch
+  /** The log slot whose entry carried it (0 when nothing had to change). */
+  2: i64 slot
+  3: list<ReplicaAddress> members
+}
+
 /**
  * The client service, served on the client address of every replica (framed
  * transport, strict binary protocol). Any replica accepts any call; one that cannot
@@ -268,4 +284,24 @@ service KV {
     /** Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES. */
     3: i32 max_bytes)
     throws (1: Unavailable unavailable, 2: InvalidArgument invalid)
+
+  /**
+   * Replaces the cluster's members by members, through the log: the leader
+   * proposes the new configuration as one log entry, the last slot of the current
+   * configuration, and answers once it is chosen and applied; the new members
+   * then run the log from the next slot, and a replica that is no longer a member
+   * stops voting and answers clients with NotLeader. Any change is safe in one
+   * call; to keep writes flowing, change one member at a time (ballot
+   * reconfigure does) so that a majority of each new configuration is up to date.
+   * Asking for the members the cluster already has changes nothing and returns
+   * the current configuration.
+   *
+   * Throws NotLeader (resend to leader_addr); Unavailable when the change could
+   * not be committed in time, or another change is under way (the configuration
+   * in force may be either: check status and call again); InvalidArgument for an
+   * empty list, more than 64 members, an id below 1, or an id or address listed
+   * twice (final; nothing changes).
+   */
+  ReconfigureResult reconfigure(1: list<ReplicaAddress> members)
+    throws (1: NotLeader not_leader, 2: Unavailable unavailable, 3: InvalidArgument invalid)
 }

@@ -32,6 +32,11 @@ enum EntryKind {
   COMMANDS = 0,
   /** Fills a slot that a new leader found empty; applies nothing. */
   NOOP = 1,
+  /**
+   * data is a serialized Configuration: the new members. Its slot is the last the
+   * current members choose; the new configuration runs from the next slot.
+   */
+  CONFIG = 2,
 }
 
 /** One log slot's proposal. */
@@ -73,6 +78,13 @@ struct PrepareRequest {
    * depose a working leader when it returns.
    */
   4: bool probe
+  /**
+   * Epoch of the configuration the sender is in. prepare and accept traffic flows
+   * only between replicas in the same configuration: a replica refuses a request
+   * from another epoch (ok false, its own epoch here), and one that sees a later
+   * epoch fetches a snapshot from that replica to catch up.
+   */
+  5: i64 epoch
 }
 
 struct Promise {
@@ -94,6 +106,8 @@ struct Promise {
    * before it campaigns again.
    */
   7: i64 compacted
+  /** Epoch of the configuration the acceptor is in. */
+  8: i64 epoch
 }
 
 struct AcceptRequest {
@@ -105,6 +119,8 @@ struct AcceptRequest {
   4: i64 commit
   /** Heartbeat round, echoed back; confirms leadership for linearizable reads. */
   5: i64 round_trip
+  /** Epoch of the sender's configuration (see PrepareRequest.epoch). */
+  6: i64 epoch
 }
 
 struct Accepted {
@@ -115,6 +131,8 @@ struct Accepted {
   /** Every slot up to this one is known chosen at the acceptor (for catch-up). */
   4: i64 chosen
   5: i64 round_trip
+  /** Epoch of the configuration the acceptor is in. */
+  6: i64 epoch
 }
 
 struct ExecuteRequest {
@@ -129,11 +147,14 @@ struct ExecuteRequest {
    * from the leader (fetch_snapshot) and then the log after it.
    */
   5: i64 snapshot
+  /** Epoch of the sender's configuration; chosen entries are taken from any epoch. */
+  6: i64 epoch
 }
 
 struct Executed {
   1: i64 sender
   2: i64 chosen
+  3: i64 epoch
 }
 
 /**
@@ -202,6 +223,8 @@ struct Inquiry {
   3: i64 highest
   /** True while this replica is itself starting without state: its answer carries nothing. */
   4: bool starting
+  /** Epoch of the configuration this replica is in (0: it has none yet). */
+  5: i64 epoch
 }
 
 service Peer {

@@ -154,7 +154,15 @@ func (s *Store) Compacted() uint64 { return s.compacted.Load() }
 // transaction before the deletes. That transaction also records the compacted slot:
 // a torn write can then leave entries at or below it (the next Compact deletes
 // them), never a compacted slot below an entry already deleted.
-func (s *Store) Compact(upTo uint64) error {
+func (s *Store) Compact(upTo uint64) error { return s.compact(upTo, false) }
+
+// DropLog deletes every log entry, those above the applied slot too, and records
+// the applied slot as compacted, as Compact does. A replica calls it when it
+// starts a new configuration: the entries after the last slot of the old one
+// were accepted under it and can never be chosen.
+func (s *Store) DropLog() error { return s.compact(s.applied.Load(), true) }
+
+func (s *Store) compact(upTo uint64, all bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
@@ -180,7 +188,11 @@ func (s *Store) Compact(upTo uint64) error {
 			}
 		}
 		var iterErr error
-		err = tx.AscendRange("", prefixLog, logKey(upTo+1), func(key, value string) bool {
+		end := logKey(upTo + 1)
+		if all {
+			end = endLog
+		}
+		err = tx.AscendRange("", prefixLog, end, func(key, value string) bool {
 			r := reader{s: value}
 			b := peer.Ballot{Round: r.uvarint(), ID: r.uvarint()}
 			if r.err != nil {

@@ -66,6 +66,7 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 	}
 	applied := s.applied.Load()
 	batches := make([][]command.Command, len(entries))
+	var config string // the last configuration entry's data, if any
 	total := 0
 	for i, e := range entries {
 		if want := applied + 1 + uint64(i); e.Slot != want {
@@ -74,6 +75,8 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 		}
 		switch e.Kind {
 		case peer.KindNoop:
+		case peer.KindConfig:
+			config = string(e.Data)
 		case peer.KindCommands:
 			cmds, err := command.DecodeBatch(e.Data)
 			if err != nil {
@@ -105,6 +108,11 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply in %s: %w", s.path, err)
+	}
+	if config != "" {
+		// A configuration entry: the new configuration is state, written with the
+		// rest (and redone from the intent like it).
+		p.changes = append(p.changes, change{key: keyConfig, val: config})
 	}
 
 	if len(p.changes) > 0 {

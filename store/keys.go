@@ -176,7 +176,9 @@ func decodeEntry(slot uint64, s string) (peer.Entry, error) {
 	return e, nil
 }
 
-func validKind(k peer.EntryKind) bool { return k == peer.KindCommands || k == peer.KindNoop }
+func validKind(k peer.EntryKind) bool {
+	return k == peer.KindCommands || k == peer.KindNoop || k == peer.KindConfig
+}
 
 // dedupRecord is what the store remembers of a client's last applied command: its
 // sequence number, where it was applied (slot and index in the slot's batch) and

@@ -491,3 +491,34 @@ func TestSnapshotCarriesConfig(t *testing.T) {
 	}
 	closeT(t, r)
 }
+
+// Applying a configuration entry records the configuration; DropLog then deletes
+// the whole log, above the applied slot too, and survives a reopen.
+func TestApplyConfigAndDropLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	b := peer.Ballot{Round: 2, ID: 1}
+	applyT(t, s, commandsEntry(t, 1, put(1, 1, "a", "1")),
+		peer.Entry{Slot: 2, Ballot: b, Kind: peer.KindConfig, Data: []byte("members 1 2 4")})
+	if got, err := s.Config(); err != nil || string(got) != "members 1 2 4" {
+		t.Fatalf("config after applying a configuration entry: %q, %v", got, err)
+	}
+	if err := s.Save(true, b, []peer.Entry{{Slot: 2, Ballot: b, Kind: peer.KindConfig, Data: []byte("members 1 2 4")},
+		{Slot: 3, Ballot: b, Kind: peer.KindCommands}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropLog(); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, s)
+	s = openT(t, dir)
+	d, err := s.Durable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Entries) != 0 || d.Compacted != 2 || d.Applied != 2 || d.Promised != b {
+		t.Fatalf("after DropLog and reopen: %d entries, compacted %d, applied %d, promised %v; want none, 2, 2, %v",
+			len(d.Entries), d.Compacted, d.Applied, d.Promised, b)
+	}
+	closeT(t, s)
+}

@@ -99,6 +99,8 @@ func (c *conv) entriesOut(es []peer.Entry) []*peerapi.Entry {
 			te.Kind = peerapi.EntryKind_COMMANDS
 		case peer.KindNoop:
 			te.Kind = peerapi.EntryKind_NOOP
+		case peer.KindConfig:
+			te.Kind = peerapi.EntryKind_CONFIG
 		default:
 			c.fail(fmt.Errorf("entry at slot %d: kind %d: %w", e.Slot, e.Kind, ErrUnsupported))
 		}
@@ -127,6 +129,8 @@ func (c *conv) entriesIn(es []*peerapi.Entry) []peer.Entry {
 			e.Kind = peer.KindCommands
 		case peerapi.EntryKind_NOOP:
 			e.Kind = peer.KindNoop
+		case peerapi.EntryKind_CONFIG:
+			e.Kind = peer.KindConfig
 		default:
 			c.fail(fmt.Errorf("entry at slot %d: kind %d: %w", te.Slot, te.Kind, ErrUnsupported))
 		}
@@ -181,6 +185,7 @@ func PrepareToThrift(m peer.Message) (*peerapi.PrepareRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgPrepare)
 	r := &peerapi.PrepareRequest{
+		Epoch:     c.out("epoch", m.Epoch),
 		Sender:    c.out("sender", m.From),
 		Ballot:    new(peerapi.Ballot),
 		FirstSlot: c.out("first slot", m.Slot),
@@ -201,6 +206,7 @@ func PrepareFromThrift(r *peerapi.PrepareRequest) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:   peer.MsgPrepare,
+		Epoch:  c.in("epoch", r.Epoch),
 		From:   c.in("sender", r.Sender),
 		Ballot: c.ballotIn("ballot", r.Ballot),
 		Slot:   c.in("first slot", r.FirstSlot),
@@ -217,6 +223,7 @@ func PromiseToThrift(m peer.Message) (*peerapi.Promise, error) {
 	var c conv
 	c.wantType(m, peer.MsgPromise)
 	r := &peerapi.Promise{
+		Epoch:     c.out("epoch", m.Epoch),
 		Probe:     m.Probe,
 		Sender:    c.out("sender", m.From),
 		Ok:        m.OK,
@@ -241,6 +248,7 @@ func PromiseFromThrift(r *peerapi.Promise) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:     peer.MsgPromise,
+		Epoch:    c.in("epoch", r.Epoch),
 		From:     c.in("sender", r.Sender),
 		OK:       r.Ok,
 		Ballot:   c.ballotIn("promised", r.Promised),
@@ -260,6 +268,7 @@ func AcceptToThrift(m peer.Message) (*peerapi.AcceptRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgAccept)
 	r := &peerapi.AcceptRequest{
+		Epoch:     c.out("epoch", m.Epoch),
 		Sender:    c.out("sender", m.From),
 		Ballot:    new(peerapi.Ballot),
 		Entries:   c.entriesOut(m.Entries),
@@ -281,6 +290,7 @@ func AcceptFromThrift(r *peerapi.AcceptRequest) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:      peer.MsgAccept,
+		Epoch:     c.in("epoch", r.Epoch),
 		From:      c.in("sender", r.Sender),
 		Ballot:    c.ballotIn("ballot", r.Ballot),
 		Entries:   c.entriesIn(r.Entries),
@@ -298,6 +308,7 @@ func AcceptedToThrift(m peer.Message) (*peerapi.Accepted, error) {
 	var c conv
 	c.wantType(m, peer.MsgAccepted)
 	r := &peerapi.Accepted{
+		Epoch:     c.out("epoch", m.Epoch),
 		Sender:    c.out("sender", m.From),
 		Ok:        m.OK,
 		Promised:  new(peerapi.Ballot),
@@ -320,6 +331,7 @@ func AcceptedFromThrift(r *peerapi.Accepted) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:      peer.MsgAccepted,
+		Epoch:     c.in("epoch", r.Epoch),
 		From:      c.in("sender", r.Sender),
 		OK:        r.Ok,
 		Ballot:    c.ballotIn("promised", r.Promised),
@@ -337,6 +349,7 @@ func ExecuteToThrift(m peer.Message) (*peerapi.ExecuteRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgExecute)
 	r := &peerapi.ExecuteRequest{
+		Epoch:    c.out("epoch", m.Epoch),
 		Sender:   c.out("sender", m.From),
 		Ballot:   new(peerapi.Ballot),
 		Entries:  c.entriesOut(m.Entries),
@@ -358,6 +371,7 @@ func ExecuteFromThrift(r *peerapi.ExecuteRequest) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:     peer.MsgExecute,
+		Epoch:    c.in("epoch", r.Epoch),
 		From:     c.in("sender", r.Sender),
 		Ballot:   c.ballotIn("ballot", r.Ballot),
 		Entries:  c.entriesIn(r.Entries),
@@ -375,6 +389,7 @@ func ExecutedToThrift(m peer.Message) (*peerapi.Executed, error) {
 	var c conv
 	c.wantType(m, peer.MsgExecuted)
 	r := &peerapi.Executed{
+		Epoch:  c.out("epoch", m.Epoch),
 		Sender: c.out("sender", m.From),
 		Chosen: c.out("chosen", m.Commit),
 	}
@@ -393,6 +408,7 @@ func ExecutedFromThrift(r *peerapi.Executed) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:   peer.MsgExecuted,
+		Epoch:  c.in("epoch", r.Epoch),
 		From:   c.in("sender", r.Sender),
 		Commit: c.in("chosen", r.Chosen),
 	}
@@ -409,6 +425,7 @@ type Inquiry struct {
 	Promised peer.Ballot // highest ballot promised or accepted at
 	Highest  uint64      // highest slot accepted, applied or being rebuilt to
 	Starting bool        // the replica is starting without state itself
+	Epoch    uint64      // the configuration it is in; 0: none yet
 }
 
 // InquiryToThrift converts an Inquiry.
@@ -419,6 +436,7 @@ func InquiryToThrift(q Inquiry) (*peerapi.Inquiry, error) {
 		Promised: new(peerapi.Ballot),
 		Highest:  c.out("highest", q.Highest),
 		Starting: q.Starting,
+		Epoch:    c.out("epoch", q.Epoch),
 	}
 	c.ballotOut("promised", r.Promised, q.Promised)
 	if c.err != nil {
@@ -438,6 +456,7 @@ func InquiryFromThrift(r *peerapi.Inquiry) (Inquiry, error) {
 		Promised: c.ballotIn("promised", r.Promised),
 		Highest:  c.in("highest", r.Highest),
 		Starting: r.Starting,
+		Epoch:    c.in("epoch", r.Epoch),
 	}
 	if c.err != nil {
 		return Inquiry{}, fmt.Errorf("inquiry from thrift: %w", c.err)

@@ -82,6 +82,10 @@ func TestConvertRoundTrip(t *testing.T) {
 		{"accepted", peer.Message{Type: peer.MsgAccepted, From: 1, OK: true, Ballot: b, Commit: 8, RoundTrip: 11}},
 		{"execute", peer.Message{Type: peer.MsgExecute, From: 3, Ballot: b, Entries: testEntries(), Commit: math.MaxInt64}},
 		{"snapshot hint", peer.Message{Type: peer.MsgExecute, From: 3, Ballot: b, Commit: 900, Snapshot: 800}},
+		{"accept in epoch 4", peer.Message{Type: peer.MsgAccept, From: 3, Ballot: b, Commit: 6, RoundTrip: 2, Epoch: 4,
+			Entries: []peer.Entry{{Slot: 7, Ballot: b, Kind: peer.KindConfig, Data: []byte("members")}}}},
+		{"promise in epoch 4", peer.Message{Type: peer.MsgPromise, From: 2, OK: true, Ballot: b, Commit: 6, Epoch: 4}},
+		{"executed in epoch 2", peer.Message{Type: peer.MsgExecuted, From: 1, Commit: 8, Epoch: 2}},
 		{"promise refused, compacted", peer.Message{Type: peer.MsgPromise, From: 2, Ballot: b, Commit: 900, Snapshot: 800}},
 		{"executed", peer.Message{Type: peer.MsgExecuted, From: 1, Commit: 8}},
 	}

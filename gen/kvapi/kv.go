@@ -2075,6 +2075,384 @@ func (p *BackupChunk) String() string {
   return fmt.Sprintf("BackupChunk(%+v)", *p)
 }
 
+// One replica of a configuration: a line of replicas.txt.
+// 
+// Attributes:
+//  - ID
+//  - ClientAddr
+//  - PeerAddr
+type ReplicaAddress struct {
+  ID int64 `thrift:"id,1" db:"id" json:"id"`
+  ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
+  PeerAddr string `thrift:"peer_addr,3" db:"peer_addr" json:"peer_addr"`
+}
+
+func NewReplicaAddress() *ReplicaAddress {
+  return &ReplicaAddress{}
+}
+
+
+func (p *ReplicaAddress) GetID() int64 {
+  return p.ID
+}
+
+func (p *ReplicaAddress) GetClientAddr() string {
+  return p.ClientAddr
+}
+
+func (p *ReplicaAddress) GetPeerAddr() string {
+  return p.PeerAddr
+}
+func (p *ReplicaAddress) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *ReplicaAddress)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.ID = v
+}
+  return nil
+}
+
+func (p *ReplicaAddress)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.ClientAddr = v
+}
+  return nil
+}
+
+func (p *ReplicaAddress)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.PeerAddr = v
+}
+  return nil
+}
+
+func (p *ReplicaAddress) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "ReplicaAddress"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *ReplicaAddress) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "id", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:id: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.ID)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.id (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:id: ", p), err) }
+  return err
+}
+
+func (p *ReplicaAddress) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "client_addr", thrift.STRING, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:client_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.ClientAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.client_addr (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:client_addr: ", p), err) }
+  return err
+}
+
+func (p *ReplicaAddress) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "peer_addr", thrift.STRING, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:peer_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.PeerAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.peer_addr (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:peer_addr: ", p), err) }
+  return err
+}
+
+func (p *ReplicaAddress) Equals(other *ReplicaAddress) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.ID != other.ID { return false }
+  if p.ClientAddr != other.ClientAddr { return false }
+  if p.PeerAddr != other.PeerAddr { return false }
+  return true
+}
+
+func (p *ReplicaAddress) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("ReplicaAddress(%+v)", *p)
+}
+
+// The configuration a reconfigure call committed.
+// 
+// Attributes:
+//  - Epoch: Its epoch.
+//  - Slot: The log slot whose entry carried it (0 when nothing had to change).
+//  - Members
+type ReconfigureResult_ struct {
+  Epoch int64 `thrift:"epoch,1" db:"epoch" json:"epoch"`
+  Slot int64 `thrift:"slot,2" db:"slot" json:"slot"`
+  Members []*ReplicaAddress `thrift:"members,3" db:"members" json:"members"`
+}
+
+func NewReconfigureResult_() *ReconfigureResult_ {
+  return &ReconfigureResult_{}
+}
+
+
+func (p *ReconfigureResult_) GetEpoch() int64 {
+  return p.Epoch
+}
+
+func (p *ReconfigureResult_) GetSlot() int64 {
+  return p.Slot
+}
+
+func (p *ReconfigureResult_) GetMembers() []*ReplicaAddress {
+  return p.Members
+}
+func (p *ReconfigureResult_) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *ReconfigureResult_)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
+func (p *ReconfigureResult_)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Slot = v
+}
+  return nil
+}
+
+func (p *ReconfigureResult_)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]*ReplicaAddress, 0, size)
+  p.Members =  tSlice
+  for i := 0; i < size; i ++ {
+    _elem2 := &ReplicaAddress{}
+    if err := _elem2.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem2), err)
+    }
+    p.Members = append(p.Members, _elem2)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
+func (p *ReconfigureResult_) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "ReconfigureResult"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *ReconfigureResult_) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:epoch: ", p), err) }
+  return err
+}
+
+func (p *ReconfigureResult_) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "slot", thrift.I64, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:slot: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Slot)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.slot (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:slot: ", p), err) }
+  return err
+}
+
+func (p *ReconfigureResult_) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "members", thrift.LIST, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:members: ", p), err) }
+  if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Members)); err != nil {
+    return thrift.PrependError("error writing list begin: ", err)
+  }
+  for _, v := range p.Members {
+    if err := v.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+    }
+  }
+  if err := oprot.WriteListEnd(ctx); err != nil {
+    return thrift.PrependError("error writing list end: ", err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:members: ", p), err) }
+  return err
+}
+
+func (p *ReconfigureResult_) Equals(other *ReconfigureResult_) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.Epoch != other.Epoch { return false }
+  if p.Slot != other.Slot { return false }
+  if len(p.Members) != len(other.Members) { return false }
+  for i, _tgt := range p.Members {
+    _src3 := other.Members[i]
+    if !_tgt.Equals(_src3) { return false }
+  }
+  return true
+}
+
+func (p *ReconfigureResult_) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("ReconfigureResult_(%+v)", *p)
+}
+
 type KV interface {  //The client service, served on the client address of every replica (framed
   //transport, strict binary protocol). Any replica accepts any call; one that cannot
   //serve it answers NotLeader with the leader's address. Every error is one of the
@@ -2148,6 +2526,25 @@ type KV interface {  //The client service, served on the client address of every
   //  - Offset: Byte offset to read from: 0 with index 0, then the bytes received so far.
   //  - MaxBytes: Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES.
   Backup(ctx context.Context, index int64, offset int64, max_bytes int32) (_r *BackupChunk, _err error)
+  // Replaces the cluster's members by members, through the log: the leader
+  // proposes the new configuration as one log entry, the last slot of the current
+  // configuration, and answers once it is chosen and applied; the new members
+  // then run the log from the next slot, and a replica that is no longer a member
+  // stops voting and answers clients with NotLeader. Any change is safe in one
+  // call; to keep writes flowing, change one member at a time (ballot
+  // reconfigure does) so that a majority of each new configuration is up to date.
+  // Asking for the members the cluster already has changes nothing and returns
+  // the current configuration.
+  // 
+  // Throws NotLeader (resend to leader_addr); Unavailable when the change could
+  // not be committed in time, or another change is under way (the configuration
+  // in force may be either: check status and call again); InvalidArgument for an
+  // empty list, more than 64 members, an id below 1, or an id or address listed
+  // twice (final; nothing changes).
+  // 
+  // Parameters:
+  //  - Members
+  Reconfigure(ctx context.Context, members []*ReplicaAddress) (_r *ReconfigureResult_, _err error)
 }
 
 //The client service, served on the client address of every replica (framed
@@ -2203,29 +2600,29 @@ func (p *KVClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
 //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 //  - Consistency: LINEARIZABLE (the default, served by the leader) or STALE (any replica).
 func (p *KVClient) Get(ctx context.Context, key string, consistency Consistency) (_r *GetResult_, _err error) {
-  var _args2 KVGetArgs
-  _args2.Key = key
-  _args2.Consistency = consistency
-  var _result4 KVGetResult
-  var _meta3 thrift.ResponseMeta
-  _meta3, _err = p.Client_().Call(ctx, "get", &_args2, &_result4)
-  p.SetLastResponseMeta_(_meta3)
+  var _args4 KVGetArgs
+  _args4.Key = key
+  _args4.Consistency = consistency
+  var _result6 KVGetResult
+  var _meta5 thrift.ResponseMeta
+  _meta5, _err = p.Client_().Call(ctx, "get", &_args4, &_result6)
+  p.SetLastResponseMeta_(_meta5)
   if _err != nil {
     return
   }
   switch {
-  case _result4.NotFound!= nil:
-    return _r, _result4.NotFound
-  case _result4.NotLeader!= nil:
-    return _r, _result4.NotLeader
-  case _result4.Unavailable!= nil:
-    return _r, _result4.Unavailable
-  case _result4.Invalid!= nil:
-    return _r, _result4.Invalid
+  case _result6.NotFound!= nil:
+    return _r, _result6.NotFound
+  case _result6.NotLeader!= nil:
+    return _r, _result6.NotLeader
+  case _result6.Unavailable!= nil:
+    return _r, _result6.Unavailable
+  case _result6.Invalid!= nil:
+    return _r, _result6.Invalid
   }
 
-  if _ret5 := _result4.GetSuccess(); _ret5 != nil {
-    return _ret5, nil
+  if _ret7 := _result6.GetSuccess(); _ret7 != nil {
+    return _ret7, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "get failed: unknown result")
 }
@@ -2249,29 +2646,29 @@ func (p *KVClient) Get(ctx context.Context, key string, consistency Consistency)
 //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 //  - Value: 0..MAX_VALUE_BYTES bytes, stored as given.
 func (p *KVClient) Put(ctx context.Context, client_id int64, seq int64, key string, value []byte) (_r *WriteResult_, _err error) {
-  var _args6 KVPutArgs
-  _args6.ClientID = client_id
-  _args6.Seq = seq
-  _args6.Key = key
-  _args6.Value = value
-  var _result8 KVPutResult
-  var _meta7 thrift.ResponseMeta
-  _meta7, _err = p.Client_().Call(ctx, "put", &_args6, &_result8)
-  p.SetLastResponseMeta_(_meta7)
+  var _args8 KVPutArgs
+  _args8.ClientID = client_id
+  _args8.Seq = seq
+  _args8.Key = key
+  _args8.Value = value
+  var _result10 KVPutResult
+  var _meta9 thrift.ResponseMeta
+  _meta9, _err = p.Client_().Call(ctx, "put", &_args8, &_result10)
+  p.SetLastResponseMeta_(_meta9)
   if _err != nil {
     return
   }
   switch {
-  case _result8.NotLeader!= nil:
-    return _r, _result8.NotLeader
-  case _result8.Unavailable!= nil:
-    return _r, _result8.Unavailable
-  case _result8.Invalid!= nil:
-    return _r, _result8.Invalid
+  case _result10.NotLeader!= nil:
+    return _r, _result10.NotLeader
+  case _result10.Unavailable!= nil:
+    return _r, _result10.Unavailable
+  case _result10.Invalid!= nil:
+    return _r, _result10.Invalid
   }
 
-  if _ret9 := _result8.GetSuccess(); _ret9 != nil {
-    return _ret9, nil
+  if _ret11 := _result10.GetSuccess(); _ret11 != nil {
+    return _ret11, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "put failed: unknown result")
 }
@@ -2284,44 +2681,44 @@ func (p *KVClient) Put(ctx context.Context, client_id int64, seq int64, key stri
 //  - Seq: As for put: one more than the writer's previous write, reused on retry.
 //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 func (p *KVClient) Remove(ctx context.Context, client_id int64, seq int64, key string) (_r *WriteResult_, _err error) {
-  var _args10 KVRemoveArgs
-  _args10.ClientID = client_id
-  _args10.Seq = seq
-  _args10.Key = key
-  var _result12 KVRemoveResult
-  var _meta11 thrift.ResponseMeta
-  _meta11, _err = p.Client_().Call(ctx, "remove", &_args10, &_result12)
-  p.SetLastResponseMeta_(_meta11)
+  var _args12 KVRemoveArgs
+  _args12.ClientID = client_id
+  _args12.Seq = seq
+  _args12.Key = key
+  var _result14 KVRemoveResult
+  var _meta13 thrift.ResponseMeta
+  _meta13, _err = p.Client_().Call(ctx, "remove", &_args12, &_result14)
+  p.SetLastResponseMeta_(_meta13)
   if _err != nil {
     return
   }
   switch {
-  case _result12.NotLeader!= nil:
-    return _r, _result12.NotLeader
-  case _result12.Unavailable!= nil:
-    return _r, _result12.Unavailable
-  case _result12.Invalid!= nil:
-    return _r, _result12.Invalid
+  case _result14.NotLeader!= nil:
+    return _r, _result14.NotLeader
+  case _result14.Unavailable!= nil:
+    return _r, _result14.Unavailable
+  case _result14.Invalid!= nil:
+    return _r, _result14.Invalid
   }
 
-  if _ret13 := _result12.GetSuccess(); _ret13 != nil {
-    return _ret13, nil
+  if _ret15 := _result14.GetSuccess(); _ret15 != nil {
+    return _ret15, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "remove failed: unknown result")
 }
 
 // This replica's status; answered locally by every replica, leader or not.
 func (p *KVClient) Status(ctx context.Context) (_r *ReplicaStatus, _err error) {
-  var _args14 KVStatusArgs
-  var _result16 KVStatusResult
-  var _meta15 thrift.ResponseMeta
-  _meta15, _err = p.Client_().Call(ctx, "status", &_args14, &_result16)
-  p.SetLastResponseMeta_(_meta15)
+  var _args16 KVStatusArgs
+  var _result18 KVStatusResult
+  var _meta17 thrift.ResponseMeta
+  _meta17, _err = p.Client_().Call(ctx, "status", &_args16, &_result18)
+  p.SetLastResponseMeta_(_meta17)
   if _err != nil {
     return
   }
-  if _ret17 := _result16.GetSuccess(); _ret17 != nil {
-    return _ret17, nil
+  if _ret19 := _result18.GetSuccess(); _ret19 != nil {
+    return _ret19, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "status failed: unknown result")
 }
@@ -2333,21 +2730,21 @@ func (p *KVClient) Status(ctx context.Context) (_r *ReplicaStatus, _err error) {
 // Throws Unavailable when the replica cannot read its store now (it is starting
 // or stopping): retry later or ask another replica.
 func (p *KVClient) Digest(ctx context.Context) (_r *Digest, _err error) {
-  var _args18 KVDigestArgs
-  var _result20 KVDigestResult
-  var _meta19 thrift.ResponseMeta
-  _meta19, _err = p.Client_().Call(ctx, "digest", &_args18, &_result20)
-  p.SetLastResponseMeta_(_meta19)
+  var _args20 KVDigestArgs
+  var _result22 KVDigestResult
+  var _meta21 thrift.ResponseMeta
+  _meta21, _err = p.Client_().Call(ctx, "digest", &_args20, &_result22)
+  p.SetLastResponseMeta_(_meta21)
   if _err != nil {
     return
   }
   switch {
-  case _result20.Unavailable!= nil:
-    return _r, _result20.Unavailable
+  case _result22.Unavailable!= nil:
+    return _r, _result22.Unavailable
   }
 
-  if _ret21 := _result20.GetSuccess(); _ret21 != nil {
-    return _ret21, nil
+  if _ret23 := _result22.GetSuccess(); _ret23 != nil {
+    return _ret23, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "digest failed: unknown result")
 }
@@ -2370,28 +2767,71 @@ func (p *KVClient) Digest(ctx context.Context) (_r *Digest, _err error) {
 //  - Offset: Byte offset to read from: 0 with index 0, then the bytes received so far.
 //  - MaxBytes: Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES.
 func (p *KVClient) Backup(ctx context.Context, index int64, offset int64, max_bytes int32) (_r *BackupChunk, _err error) {
-  var _args22 KVBackupArgs
-  _args22.Index = index
-  _args22.Offset = offset
-  _args22.MaxBytes = max_bytes
-  var _result24 KVBackupResult
-  var _meta23 thrift.ResponseMeta
-  _meta23, _err = p.Client_().Call(ctx, "backup", &_args22, &_result24)
-  p.SetLastResponseMeta_(_meta23)
+  var _args24 KVBackupArgs
+  _args24.Index = index
+  _args24.Offset = offset
+  _args24.MaxBytes = max_bytes
+  var _result26 KVBackupResult
+  var _meta25 thrift.ResponseMeta
+  _meta25, _err = p.Client_().Call(ctx, "backup", &_args24, &_result26)
+  p.SetLastResponseMeta_(_meta25)
   if _err != nil {
     return
   }
   switch {
-  case _result24.Unavailable!= nil:
-    return _r, _result24.Unavailable
-  case _result24.Invalid!= nil:
-    return _r, _result24.Invalid
+  case _result26.Unavailable!= nil:
+    return _r, _result26.Unavailable
+  case _result26.Invalid!= nil:
+    return _r, _result26.Invalid
   }
 
-  if _ret25 := _result24.GetSuccess(); _ret25 != nil {
-    return _ret25, nil
+  if _ret27 := _result26.GetSuccess(); _ret27 != nil {
+    return _ret27, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "backup failed: unknown result")
+}
+
+// Replaces the cluster's members by members, through the log: the leader
+// proposes the new configuration as one log entry, the last slot of the current
+// configuration, and answers once it is chosen and applied; the new members
+// then run the log from the next slot, and a replica that is no longer a member
+// stops voting and answers clients with NotLeader. Any change is safe in one
+// call; to keep writes flowing, change one member at a time (ballot
+// reconfigure does) so that a majority of each new configuration is up to date.
+// Asking for the members the cluster already has changes nothing and returns
+// the current configuration.
+// 
+// Throws NotLeader (resend to leader_addr); Unavailable when the change could
+// not be committed in time, or another change is under way (the configuration
+// in force may be either: check status and call again); InvalidArgument for an
+// empty list, more than 64 members, an id below 1, or an id or address listed
+// twice (final; nothing changes).
+// 
+// Parameters:
+//  - Members
+func (p *KVClient) Reconfigure(ctx context.Context, members []*ReplicaAddress) (_r *ReconfigureResult_, _err error) {
+  var _args28 KVReconfigureArgs
+  _args28.Members = members
+  var _result30 KVReconfigureResult
+  var _meta29 thrift.ResponseMeta
+  _meta29, _err = p.Client_().Call(ctx, "reconfigure", &_args28, &_result30)
+  p.SetLastResponseMeta_(_meta29)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result30.NotLeader!= nil:
+    return _r, _result30.NotLeader
+  case _result30.Unavailable!= nil:
+    return _r, _result30.Unavailable
+  case _result30.Invalid!= nil:
+    return _r, _result30.Invalid
+  }
+
+  if _ret31 := _result30.GetSuccess(); _ret31 != nil {
+    return _ret31, nil
+  }
+  return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "reconfigure failed: unknown result")
 }
 
 type KVProcessor struct {
@@ -2414,14 +2854,15 @@ func (p *KVProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewKVProcessor(handler KV) *KVProcessor {
 
-  self26 := &KVProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self26.processorMap["get"] = &kVProcessorGet{handler:handler}
-  self26.processorMap["put"] = &kVProcessorPut{handler:handler}
-  self26.processorMap["remove"] = &kVProcessorRemove{handler:handler}
-  self26.processorMap["status"] = &kVProcessorStatus{handler:handler}
-  self26.processorMap["digest"] = &kVProcessorDigest{handler:handler}
-  self26.processorMap["backup"] = &kVProcessorBackup{handler:handler}
-return self26
+  self32 := &KVProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self32.processorMap["get"] = &kVProcessorGet{handler:handler}
+  self32.processorMap["put"] = &kVProcessorPut{handler:handler}
+  self32.processorMap["remove"] = &kVProcessorRemove{handler:handler}
+  self32.processorMap["status"] = &kVProcessorStatus{handler:handler}
+  self32.processorMap["digest"] = &kVProcessorDigest{handler:handler}
+  self32.processorMap["backup"] = &kVProcessorBackup{handler:handler}
+  self32.processorMap["reconfigure"] = &kVProcessorReconfigure{handler:handler}
+return self32
 }
 
 func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -2432,12 +2873,12 @@ func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x27 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x33 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x27.Write(ctx, oprot)
+  x33.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x27
+  return false, x33
 
 }
 
@@ -2446,7 +2887,7 @@ type kVProcessorGet struct {
 }
 
 func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err28 error
+  var _write_err34 error
   args := KVGetArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2502,21 +2943,21 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc29 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
+      _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err28 = thrift.WrapTException(err2)
+        _write_err34 = thrift.WrapTException(err2)
       }
-      if err2 := _exc29.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
-        _write_err28 = thrift.WrapTException(err2)
+      if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+        _write_err34 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
-        _write_err28 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+        _write_err34 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
-        _write_err28 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+        _write_err34 = thrift.WrapTException(err2)
       }
-      if _write_err28 != nil {
-        return false, thrift.WrapTException(_write_err28)
+      if _write_err34 != nil {
+        return false, thrift.WrapTException(_write_err34)
       }
       return true, err
     }
@@ -2525,19 +2966,19 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.REPLY, seqId); err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err28 == nil && err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err28 == nil && err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err28 == nil && err2 != nil {
-    _write_err28 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if _write_err28 != nil {
-    return false, thrift.WrapTException(_write_err28)
+  if _write_err34 != nil {
+    return false, thrift.WrapTException(_write_err34)
   }
   return true, err
 }
@@ -2547,7 +2988,7 @@ type kVProcessorPut struct {
 }
 
 func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err30 error
+  var _write_err36 error
   args := KVPutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2601,21 +3042,21 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc31 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
+      _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err30 = thrift.WrapTException(err2)
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if err2 := _exc31.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
-        _write_err30 = thrift.WrapTException(err2)
+      if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
-        _write_err30 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
-        _write_err30 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if _write_err30 != nil {
-        return false, thrift.WrapTException(_write_err30)
+      if _write_err36 != nil {
+        return false, thrift.WrapTException(_write_err36)
       }
       return true, err
     }
@@ -2624,19 +3065,19 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.REPLY, seqId); err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err30 == nil && err2 != nil {
-    _write_err30 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if _write_err30 != nil {
-    return false, thrift.WrapTException(_write_err30)
+  if _write_err36 != nil {
+    return false, thrift.WrapTException(_write_err36)
   }
   return true, err
 }
@@ -2646,7 +3087,7 @@ type kVProcessorRemove struct {
 }
 
 func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err32 error
+  var _write_err38 error
   args := KVRemoveArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2700,21 +3141,21 @@ func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing remove: " + err2.Error())
+      _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing remove: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "remove", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err32 = thrift.WrapTException(err2)
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-        _write_err32 = thrift.WrapTException(err2)
+      if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-        _write_err32 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-        _write_err32 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if _write_err32 != nil {
-        return false, thrift.WrapTException(_write_err32)
+      if _write_err38 != nil {
+        return false, thrift.WrapTException(_write_err38)
       }
       return true, err
     }
@@ -2723,19 +3164,19 @@ func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "remove", thrift.REPLY, seqId); err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if _write_err32 != nil {
-    return false, thrift.WrapTException(_write_err32)
+  if _write_err38 != nil {
+    return false, thrift.WrapTException(_write_err38)
   }
   return true, err
 }
@@ -2745,7 +3186,7 @@ type kVProcessorStatus struct {
 }
 
 func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err34 error
+  var _write_err40 error
   args := KVStatusArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2791,21 +3232,21 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing status: " + err2.Error())
+    _exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing status: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "status", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if _write_err34 != nil {
-      return false, thrift.WrapTException(_write_err34)
+    if _write_err40 != nil {
+      return false, thrift.WrapTException(_write_err40)
     }
     return true, err
   } else {
@@ -2813,19 +3254,19 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "status", thrift.REPLY, seqId); err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if _write_err34 != nil {
-    return false, thrift.WrapTException(_write_err34)
+  if _write_err40 != nil {
+    return false, thrift.WrapTException(_write_err40)
   }
   return true, err
 }
@@ -2835,7 +3276,7 @@ type kVProcessorDigest struct {
 }
 
 func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err36 error
+  var _write_err42 error
   args := KVDigestArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2885,21 +3326,21 @@ func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing digest: " + err2.Error())
+      _exc43 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing digest: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "digest", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+        _write_err42 = thrift.WrapTException(err2)
       }
-      if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+      if err2 := _exc43.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+        _write_err42 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+        _write_err42 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+        _write_err42 = thrift.WrapTException(err2)
       }
-      if _write_err36 != nil {
-        return false, thrift.WrapTException(_write_err36)
+      if _write_err42 != nil {
+        return false, thrift.WrapTException(_write_err42)
       }
       return true, err
     }
@@ -2908,19 +3349,19 @@ func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "digest", thrift.REPLY, seqId); err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if _write_err36 != nil {
-    return false, thrift.WrapTException(_write_err36)
+  if _write_err42 != nil {
+    return false, thrift.WrapTException(_write_err42)
   }
   return true, err
 }
@@ -2930,7 +3371,7 @@ type kVProcessorBackup struct {
 }
 
 func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err38 error
+  var _write_err44 error
   args := KVBackupArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2982,21 +3423,21 @@ func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing backup: " + err2.Error())
+      _exc45 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing backup: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "backup", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+      if err2 := _exc45.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if _write_err38 != nil {
-        return false, thrift.WrapTException(_write_err38)
+      if _write_err44 != nil {
+        return false, thrift.WrapTException(_write_err44)
       }
       return true, err
     }
@@ -3005,19 +3446,118 @@ func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "backup", thrift.REPLY, seqId); err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if _write_err38 != nil {
-    return false, thrift.WrapTException(_write_err38)
+  if _write_err44 != nil {
+    return false, thrift.WrapTException(_write_err44)
+  }
+  return true, err
+}
+
+type kVProcessorReconfigure struct {
+  handler KV
+}
+
+func (p *kVProcessorReconfigure) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err46 error
+  args := KVReconfigureArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "reconfigure", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := KVReconfigureResult{}
+  if retval, err2 := p.handler.Reconfigure(ctx, args.Members); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *NotLeader:
+      result.NotLeader = v
+    case *Unavailable:
+      result.Unavailable = v
+    case *InvalidArgument:
+      result.Invalid = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc47 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing reconfigure: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "reconfigure", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc47.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
+      }
+      if _write_err46 != nil {
+        return false, thrift.WrapTException(_write_err46)
+      }
+      return true, err
+    }
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "reconfigure", thrift.REPLY, seqId); err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
+  }
+  if _write_err46 != nil {
+    return false, thrift.WrapTException(_write_err46)
   }
   return true, err
 }
@@ -4967,6 +5507,352 @@ func (p *KVBackupResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("KVBackupResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Members
+type KVReconfigureArgs struct {
+  Members []*ReplicaAddress `thrift:"members,1" db:"members" json:"members"`
+}
+
+func NewKVReconfigureArgs() *KVReconfigureArgs {
+  return &KVReconfigureArgs{}
+}
+
+
+func (p *KVReconfigureArgs) GetMembers() []*ReplicaAddress {
+  return p.Members
+}
+func (p *KVReconfigureArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]*ReplicaAddress, 0, size)
+  p.Members =  tSlice
+  for i := 0; i < size; i ++ {
+    _elem48 := &ReplicaAddress{}
+    if err := _elem48.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem48), err)
+    }
+    p.Members = append(p.Members, _elem48)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "reconfigure_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *KVReconfigureArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "members", thrift.LIST, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:members: ", p), err) }
+  if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Members)); err != nil {
+    return thrift.PrependError("error writing list begin: ", err)
+  }
+  for _, v := range p.Members {
+    if err := v.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+    }
+  }
+  if err := oprot.WriteListEnd(ctx); err != nil {
+    return thrift.PrependError("error writing list end: ", err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:members: ", p), err) }
+  return err
+}
+
+func (p *KVReconfigureArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("KVReconfigureArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+//  - NotLeader
+//  - Unavailable
+//  - Invalid
+type KVReconfigureResult struct {
+  Success *ReconfigureResult_ `thrift:"success,0" db:"success" json:"success,omitempty"`
+  NotLeader *NotLeader `thrift:"not_leader,1" db:"not_leader" json:"not_leader,omitempty"`
+  Unavailable *Unavailable `thrift:"unavailable,2" db:"unavailable" json:"unavailable,omitempty"`
+  Invalid *InvalidArgument `thrift:"invalid,3" db:"invalid" json:"invalid,omitempty"`
+}
+
+func NewKVReconfigureResult() *KVReconfigureResult {
+  return &KVReconfigureResult{}
+}
+
+var KVReconfigureResult_Success_DEFAULT *ReconfigureResult_
+func (p *KVReconfigureResult) GetSuccess() *ReconfigureResult_ {
+  if !p.IsSetSuccess() {
+    return KVReconfigureResult_Success_DEFAULT
+  }
+return p.Success
+}
+var KVReconfigureResult_NotLeader_DEFAULT *NotLeader
+func (p *KVReconfigureResult) GetNotLeader() *NotLeader {
+  if !p.IsSetNotLeader() {
+    return KVReconfigureResult_NotLeader_DEFAULT
+  }
+return p.NotLeader
+}
+var KVReconfigureResult_Unavailable_DEFAULT *Unavailable
+func (p *KVReconfigureResult) GetUnavailable() *Unavailable {
+  if !p.IsSetUnavailable() {
+    return KVReconfigureResult_Unavailable_DEFAULT
+  }
+return p.Unavailable
+}
+var KVReconfigureResult_Invalid_DEFAULT *InvalidArgument
+func (p *KVReconfigureResult) GetInvalid() *InvalidArgument {
+  if !p.IsSetInvalid() {
+    return KVReconfigureResult_Invalid_DEFAULT
+  }
+return p.Invalid
+}
+func (p *KVReconfigureResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *KVReconfigureResult) IsSetNotLeader() bool {
+  return p.NotLeader != nil
+}
+
+func (p *KVReconfigureResult) IsSetUnavailable() bool {
+  return p.Unavailable != nil
+}
+
+func (p *KVReconfigureResult) IsSetInvalid() bool {
+  return p.Invalid != nil
+}
+
+func (p *KVReconfigureResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Success = &ReconfigureResult_{}
+  if err := p.Success.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.NotLeader = &NotLeader{}
+  if err := p.NotLeader.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.NotLeader), err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureResult)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Unavailable = &Unavailable{}
+  if err := p.Unavailable.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Unavailable), err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureResult)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Invalid = &InvalidArgument{}
+  if err := p.Invalid.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Invalid), err)
+  }
+  return nil
+}
+
+func (p *KVReconfigureResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "reconfigure_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *KVReconfigureResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := p.Success.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVReconfigureResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetNotLeader() {
+    if err := oprot.WriteFieldBegin(ctx, "not_leader", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:not_leader: ", p), err) }
+    if err := p.NotLeader.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.NotLeader), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:not_leader: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVReconfigureResult) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetUnavailable() {
+    if err := oprot.WriteFieldBegin(ctx, "unavailable", thrift.STRUCT, 2); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:unavailable: ", p), err) }
+    if err := p.Unavailable.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Unavailable), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 2:unavailable: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVReconfigureResult) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetInvalid() {
+    if err := oprot.WriteFieldBegin(ctx, "invalid", thrift.STRUCT, 3); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:invalid: ", p), err) }
+    if err := p.Invalid.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Invalid), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 3:invalid: ", p), err) }
+  }
+  return err
+}
+
+func (p *KVReconfigureResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("KVReconfigureResult(%+v)", *p)
 }
 
 

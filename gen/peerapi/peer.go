@@ -24,12 +24,14 @@ type EntryKind int64
 const (
   EntryKind_COMMANDS EntryKind = 0
   EntryKind_NOOP EntryKind = 1
+  EntryKind_CONFIG EntryKind = 2
 )
 
 func (p EntryKind) String() string {
   switch p {
   case EntryKind_COMMANDS: return "COMMANDS"
   case EntryKind_NOOP: return "NOOP"
+  case EntryKind_CONFIG: return "CONFIG"
   }
   return "<UNSET>"
 }
@@ -38,6 +40,7 @@ func EntryKindFromString(s string) (EntryKind, error) {
   switch s {
   case "COMMANDS": return EntryKind_COMMANDS, nil 
   case "NOOP": return EntryKind_NOOP, nil 
+  case "CONFIG": return EntryKind_CONFIG, nil 
   }
   return EntryKind(0), fmt.Errorf("not a valid EntryKind string")
 }
@@ -874,11 +877,16 @@ func (p *CommandBatch) String() string {
 //  - Probe: Pre-vote: only ask whether the acceptor would promise, changing nothing. A
 // replica probes before it raises its ballot, so one that was cut off cannot
 // depose a working leader when it returns.
+//  - Epoch: Epoch of the configuration the sender is in. prepare and accept traffic flows
+// only between replicas in the same configuration: a replica refuses a request
+// from another epoch (ok false, its own epoch here), and one that sees a later
+// epoch fetches a snapshot from that replica to catch up.
 type PrepareRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
   FirstSlot int64 `thrift:"first_slot,3" db:"first_slot" json:"first_slot"`
   Probe bool `thrift:"probe,4" db:"probe" json:"probe"`
+  Epoch int64 `thrift:"epoch,5" db:"epoch" json:"epoch"`
 }
 
 func NewPrepareRequest() *PrepareRequest {
@@ -903,6 +911,10 @@ func (p *PrepareRequest) GetFirstSlot() int64 {
 
 func (p *PrepareRequest) GetProbe() bool {
   return p.Probe
+}
+
+func (p *PrepareRequest) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *PrepareRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -961,6 +973,16 @@ func (p *PrepareRequest) Read(ctx context.Context, iprot thrift.TProtocol) error
           return err
         }
       }
+    case 5:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
     default:
       if err := iprot.Skip(ctx, fieldTypeId); err != nil {
         return err
@@ -1011,6 +1033,15 @@ func (p *PrepareRequest)  ReadField4(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *PrepareRequest)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 5: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *PrepareRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "PrepareRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1019,6 +1050,7 @@ func (p *PrepareRequest) Write(ctx context.Context, oprot thrift.TProtocol) erro
     if err := p.writeField2(ctx, oprot); err != nil { return err }
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
+    if err := p.writeField5(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1068,6 +1100,16 @@ func (p *PrepareRequest) writeField4(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *PrepareRequest) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 5); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (5) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 5:epoch: ", p), err) }
+  return err
+}
+
 func (p *PrepareRequest) Equals(other *PrepareRequest) bool {
   if p == other {
     return true
@@ -1078,6 +1120,7 @@ func (p *PrepareRequest) Equals(other *PrepareRequest) bool {
   if !p.Ballot.Equals(other.Ballot) { return false }
   if p.FirstSlot != other.FirstSlot { return false }
   if p.Probe != other.Probe { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 
@@ -1099,6 +1142,7 @@ func (p *PrepareRequest) String() string {
 // this slot, at or past first_slot: it can no longer report what it accepted
 // there. The candidate lacks chosen slots; it fetches a snapshot (fetch_snapshot)
 // before it campaigns again.
+//  - Epoch: Epoch of the configuration the acceptor is in.
 type Promise struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ok bool `thrift:"ok,2" db:"ok" json:"ok"`
@@ -1107,6 +1151,7 @@ type Promise struct {
   Chosen int64 `thrift:"chosen,5" db:"chosen" json:"chosen"`
   Probe bool `thrift:"probe,6" db:"probe" json:"probe"`
   Compacted int64 `thrift:"compacted,7" db:"compacted" json:"compacted"`
+  Epoch int64 `thrift:"epoch,8" db:"epoch" json:"epoch"`
 }
 
 func NewPromise() *Promise {
@@ -1143,6 +1188,10 @@ func (p *Promise) GetProbe() bool {
 
 func (p *Promise) GetCompacted() int64 {
   return p.Compacted
+}
+
+func (p *Promise) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *Promise) IsSetPromised() bool {
   return p.Promised != nil
@@ -1224,6 +1273,16 @@ func (p *Promise) Read(ctx context.Context, iprot thrift.TProtocol) error {
     case 7:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField7(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 8:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField8(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1319,6 +1378,15 @@ func (p *Promise)  ReadField7(ctx context.Context, iprot thrift.TProtocol) error
   return nil
 }
 
+func (p *Promise)  ReadField8(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 8: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *Promise) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Promise"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1330,6 +1398,7 @@ func (p *Promise) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField5(ctx, oprot); err != nil { return err }
     if err := p.writeField6(ctx, oprot); err != nil { return err }
     if err := p.writeField7(ctx, oprot); err != nil { return err }
+    if err := p.writeField8(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1418,6 +1487,16 @@ func (p *Promise) writeField7(ctx context.Context, oprot thrift.TProtocol) (err 
   return err
 }
 
+func (p *Promise) writeField8(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 8); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 8:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (8) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 8:epoch: ", p), err) }
+  return err
+}
+
 func (p *Promise) Equals(other *Promise) bool {
   if p == other {
     return true
@@ -1435,6 +1514,7 @@ func (p *Promise) Equals(other *Promise) bool {
   if p.Chosen != other.Chosen { return false }
   if p.Probe != other.Probe { return false }
   if p.Compacted != other.Compacted { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 
@@ -1451,12 +1531,14 @@ func (p *Promise) String() string {
 //  - Entries: Entries to accept; empty for a heartbeat.
 //  - Commit: Every slot up to this one is chosen (the leader's commit point).
 //  - RoundTrip: Heartbeat round, echoed back; confirms leadership for linearizable reads.
+//  - Epoch: Epoch of the sender's configuration (see PrepareRequest.epoch).
 type AcceptRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
   Entries []*Entry `thrift:"entries,3" db:"entries" json:"entries"`
   Commit int64 `thrift:"commit,4" db:"commit" json:"commit"`
   RoundTrip int64 `thrift:"round_trip,5" db:"round_trip" json:"round_trip"`
+  Epoch int64 `thrift:"epoch,6" db:"epoch" json:"epoch"`
 }
 
 func NewAcceptRequest() *AcceptRequest {
@@ -1485,6 +1567,10 @@ func (p *AcceptRequest) GetCommit() int64 {
 
 func (p *AcceptRequest) GetRoundTrip() int64 {
   return p.RoundTrip
+}
+
+func (p *AcceptRequest) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *AcceptRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -1546,6 +1632,16 @@ func (p *AcceptRequest) Read(ctx context.Context, iprot thrift.TProtocol) error 
     case 5:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 6:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField6(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1623,6 +1719,15 @@ func (p *AcceptRequest)  ReadField5(ctx context.Context, iprot thrift.TProtocol)
   return nil
 }
 
+func (p *AcceptRequest)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 6: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *AcceptRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "AcceptRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1632,6 +1737,7 @@ func (p *AcceptRequest) Write(ctx context.Context, oprot thrift.TProtocol) error
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1700,6 +1806,16 @@ func (p *AcceptRequest) writeField5(ctx context.Context, oprot thrift.TProtocol)
   return err
 }
 
+func (p *AcceptRequest) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (6) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:epoch: ", p), err) }
+  return err
+}
+
 func (p *AcceptRequest) Equals(other *AcceptRequest) bool {
   if p == other {
     return true
@@ -1715,6 +1831,7 @@ func (p *AcceptRequest) Equals(other *AcceptRequest) bool {
   }
   if p.Commit != other.Commit { return false }
   if p.RoundTrip != other.RoundTrip { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 
@@ -1731,12 +1848,14 @@ func (p *AcceptRequest) String() string {
 //  - Promised
 //  - Chosen: Every slot up to this one is known chosen at the acceptor (for catch-up).
 //  - RoundTrip
+//  - Epoch: Epoch of the configuration the acceptor is in.
 type Accepted struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ok bool `thrift:"ok,2" db:"ok" json:"ok"`
   Promised *Ballot `thrift:"promised,3" db:"promised" json:"promised"`
   Chosen int64 `thrift:"chosen,4" db:"chosen" json:"chosen"`
   RoundTrip int64 `thrift:"round_trip,5" db:"round_trip" json:"round_trip"`
+  Epoch int64 `thrift:"epoch,6" db:"epoch" json:"epoch"`
 }
 
 func NewAccepted() *Accepted {
@@ -1765,6 +1884,10 @@ func (p *Accepted) GetChosen() int64 {
 
 func (p *Accepted) GetRoundTrip() int64 {
   return p.RoundTrip
+}
+
+func (p *Accepted) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *Accepted) IsSetPromised() bool {
   return p.Promised != nil
@@ -1833,6 +1956,16 @@ func (p *Accepted) Read(ctx context.Context, iprot thrift.TProtocol) error {
           return err
         }
       }
+    case 6:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
     default:
       if err := iprot.Skip(ctx, fieldTypeId); err != nil {
         return err
@@ -1892,6 +2025,15 @@ func (p *Accepted)  ReadField5(ctx context.Context, iprot thrift.TProtocol) erro
   return nil
 }
 
+func (p *Accepted)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 6: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *Accepted) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Accepted"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1901,6 +2043,7 @@ func (p *Accepted) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1960,6 +2103,16 @@ func (p *Accepted) writeField5(ctx context.Context, oprot thrift.TProtocol) (err
   return err
 }
 
+func (p *Accepted) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (6) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:epoch: ", p), err) }
+  return err
+}
+
 func (p *Accepted) Equals(other *Accepted) bool {
   if p == other {
     return true
@@ -1971,6 +2124,7 @@ func (p *Accepted) Equals(other *Accepted) bool {
   if !p.Promised.Equals(other.Promised) { return false }
   if p.Chosen != other.Chosen { return false }
   if p.RoundTrip != other.RoundTrip { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 
@@ -1989,12 +2143,14 @@ func (p *Accepted) String() string {
 //  - Snapshot: Non-zero: the leader has compacted its log up to this slot, so it cannot send
 // the entries the receiver lacks up to there; the receiver fetches a snapshot
 // from the leader (fetch_snapshot) and then the log after it.
+//  - Epoch: Epoch of the sender's configuration; chosen entries are taken from any epoch.
 type ExecuteRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
   Entries []*Entry `thrift:"entries,3" db:"entries" json:"entries"`
   Commit int64 `thrift:"commit,4" db:"commit" json:"commit"`
   Snapshot int64 `thrift:"snapshot,5" db:"snapshot" json:"snapshot"`
+  Epoch int64 `thrift:"epoch,6" db:"epoch" json:"epoch"`
 }
 
 func NewExecuteRequest() *ExecuteRequest {
@@ -2023,6 +2179,10 @@ func (p *ExecuteRequest) GetCommit() int64 {
 
 func (p *ExecuteRequest) GetSnapshot() int64 {
   return p.Snapshot
+}
+
+func (p *ExecuteRequest) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *ExecuteRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -2084,6 +2244,16 @@ func (p *ExecuteRequest) Read(ctx context.Context, iprot thrift.TProtocol) error
     case 5:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 6:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField6(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -2161,6 +2331,15 @@ func (p *ExecuteRequest)  ReadField5(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *ExecuteRequest)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 6: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *ExecuteRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ExecuteRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -2170,6 +2349,7 @@ func (p *ExecuteRequest) Write(ctx context.Context, oprot thrift.TProtocol) erro
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -2238,6 +2418,16 @@ func (p *ExecuteRequest) writeField5(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ExecuteRequest) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (6) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:epoch: ", p), err) }
+  return err
+}
+
 func (p *ExecuteRequest) Equals(other *ExecuteRequest) bool {
   if p == other {
     return true
@@ -2253,6 +2443,7 @@ func (p *ExecuteRequest) Equals(other *ExecuteRequest) bool {
   }
   if p.Commit != other.Commit { return false }
   if p.Snapshot != other.Snapshot { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 
@@ -2266,9 +2457,11 @@ func (p *ExecuteRequest) String() string {
 // Attributes:
 //  - Sender
 //  - Chosen
+//  - Epoch
 type Executed struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Chosen int64 `thrift:"chosen,2" db:"chosen" json:"chosen"`
+  Epoch int64 `thrift:"epoch,3" db:"epoch" json:"epoch"`
 }
 
 func NewExecuted() *Executed {
@@ -2282,6 +2475,10 @@ func (p *Executed) GetSender() int64 {
 
 func (p *Executed) GetChosen() int64 {
   return p.Chosen
+}
+
+func (p *Executed) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *Executed) Read(ctx context.Context, iprot thrift.TProtocol) error {
   if _, err := iprot.ReadStructBegin(ctx); err != nil {
@@ -2309,6 +2506,16 @@ func (p *Executed) Read(ctx context.Context, iprot thrift.TProtocol) error {
     case 2:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField3(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -2349,12 +2556,22 @@ func (p *Executed)  ReadField2(ctx context.Context, iprot thrift.TProtocol) erro
   return nil
 }
 
+func (p *Executed)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *Executed) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Executed"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
   if p != nil {
     if err := p.writeField1(ctx, oprot); err != nil { return err }
     if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -2383,6 +2600,16 @@ func (p *Executed) writeField2(ctx context.Context, oprot thrift.TProtocol) (err
   return err
 }
 
+func (p *Executed) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:epoch: ", p), err) }
+  return err
+}
+
 func (p *Executed) Equals(other *Executed) bool {
   if p == other {
     return true
@@ -2391,6 +2618,7 @@ func (p *Executed) Equals(other *Executed) bool {
   }
   if p.Sender != other.Sender { return false }
   if p.Chosen != other.Chosen { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 
@@ -3358,11 +3586,13 @@ func (p *InquiryRequest) String() string {
 //  - Highest: Highest slot this replica has accepted an entry for or applied, or (while it is
 // rebuilding lost storage itself) may have accepted before the loss.
 //  - Starting: True while this replica is itself starting without state: its answer carries nothing.
+//  - Epoch: Epoch of the configuration this replica is in (0: it has none yet).
 type Inquiry struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Promised *Ballot `thrift:"promised,2" db:"promised" json:"promised"`
   Highest int64 `thrift:"highest,3" db:"highest" json:"highest"`
   Starting bool `thrift:"starting,4" db:"starting" json:"starting"`
+  Epoch int64 `thrift:"epoch,5" db:"epoch" json:"epoch"`
 }
 
 func NewInquiry() *Inquiry {
@@ -3387,6 +3617,10 @@ func (p *Inquiry) GetHighest() int64 {
 
 func (p *Inquiry) GetStarting() bool {
   return p.Starting
+}
+
+func (p *Inquiry) GetEpoch() int64 {
+  return p.Epoch
 }
 func (p *Inquiry) IsSetPromised() bool {
   return p.Promised != nil
@@ -3445,6 +3679,16 @@ func (p *Inquiry) Read(ctx context.Context, iprot thrift.TProtocol) error {
           return err
         }
       }
+    case 5:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField5(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
     default:
       if err := iprot.Skip(ctx, fieldTypeId); err != nil {
         return err
@@ -3495,6 +3739,15 @@ func (p *Inquiry)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error
   return nil
 }
 
+func (p *Inquiry)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 5: ", err)
+} else {
+  p.Epoch = v
+}
+  return nil
+}
+
 func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Inquiry"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -3503,6 +3756,7 @@ func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField2(ctx, oprot); err != nil { return err }
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
+    if err := p.writeField5(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -3552,6 +3806,16 @@ func (p *Inquiry) writeField4(ctx context.Context, oprot thrift.TProtocol) (err 
   return err
 }
 
+func (p *Inquiry) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "epoch", thrift.I64, 5); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:epoch: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.Epoch)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.epoch (5) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 5:epoch: ", p), err) }
+  return err
+}
+
 func (p *Inquiry) Equals(other *Inquiry) bool {
   if p == other {
     return true
@@ -3562,6 +3826,7 @@ func (p *Inquiry) Equals(other *Inquiry) bool {
   if !p.Promised.Equals(other.Promised) { return false }
   if p.Highest != other.Highest { return false }
   if p.Starting != other.Starting { return false }
+  if p.Epoch != other.Epoch { return false }
   return true
 }
 

@@ -225,6 +225,8 @@ struct Inquiry {
   4: bool starting
   /** Epoch of the configuration this replica is in (0: it has none yet). */
   5: i64 epoch
+  /** Ids of that configuration's members. */
+  6: list<i64> members
 }
 
 service Peer {

@@ -50,6 +50,16 @@ func (n *node) afterApply(entries []peer.Entry) {
 	if applied-c.lastSnapshot < c.policy.everySlots && c.bytesSince < c.policy.everyBytes {
 		return
 	}
+	n.snapshotNow()
+}
+
+// snapshotNow takes a snapshot whatever the policy says: a replica that starts a
+// new configuration needs one that carries it, for members that join by fetching.
+func (n *node) snapshotNow() {
+	c := n.compact
+	if c == nil {
+		return
+	}
 	c.taking = true
 	go func() {
 		start := time.Now()
@@ -162,7 +172,17 @@ func (n *node) snapshotReceived(from uint64, info store.SnapshotInfo, err error,
 		_ = os.Remove(info.Path)
 		return
 	}
-	if err := n.core.InstallSnapshot(info.Index); err != nil {
+	if changed, err := n.configChanged(); err != nil {
+		n.fail(err)
+		return
+	} else if changed {
+		// Taken in a later configuration (or the first this replica learns):
+		// go on in it from the snapshot's slot.
+		if err := n.adoptStoredConfig(); err != nil {
+			n.fail(err)
+			return
+		}
+	} else if err := n.core.InstallSnapshot(info.Index); err != nil {
 		n.logger.Error("install snapshot", "err", err)
 	}
 	c.lastSnapshot = max(c.lastSnapshot, info.Index)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/ballot-kv/ballot/command"
@@ -60,13 +61,23 @@ func checkWriter(clientID, seq int64) error {
 // leaderError turns a node error into the IDL exception a client acts on.
 func (h *kvHandler) leaderError(err error) error {
 	if errors.Is(err, errNotLeader) {
-		st := h.node.status()
+		ns := h.node.state.Load()
+		st := ns.status
 		nl := &kvapi.NotLeader{Message: fmt.Sprintf("replica %d does not lead", h.self.ID)}
-		if l, ok := h.members[st.Leader]; ok && st.Leader != h.self.ID {
+		l, ok := ns.mem.find(st.Leader)
+		switch {
+		case ns.member && ok && st.Leader != h.self.ID:
 			nl.LeaderAddr = l.ClientAddr
 			nl.LeaderID = int64(l.ID)
 			nl.Message += fmt.Sprintf("; replica %d at %s does", l.ID, l.ClientAddr)
-		} else {
+		case !ns.member && len(ns.mem.members) > 0:
+			// Not a member: send the client to one that is; it knows the leader.
+			m := ns.mem.members[0]
+			nl.LeaderAddr = m.ClientAddr
+			nl.LeaderID = int64(m.ID)
+			nl.Message += fmt.Sprintf("; it is not a member of configuration %d, replica %d at %s is",
+				ns.mem.epoch, m.ID, m.ClientAddr)
+		default:
 			nl.Message += "; no leader is known yet"
 		}
 		return nl
@@ -143,9 +154,10 @@ func (h *kvHandler) write(ctx context.Context, clientID, seq int64, cmd command.
 }
 
 func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
-	st := h.node.status()
-	members := make([]int64, 0, len(st.Members))
-	for _, m := range st.Members {
+	ns := h.node.state.Load()
+	st := ns.status
+	members := make([]int64, 0, len(ns.mem.members))
+	for _, m := range ns.mem.ids() {
 		members = append(members, int64(m))
 	}
 	return &kvapi.ReplicaStatus{
@@ -163,8 +175,8 @@ func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 		SnapshotIndex: int64(h.snaps.Latest().Index),
 		Compacted:     int64(st.Compacted),
 		DiskBytes:     dirBytes(h.dataDir),
-		ConfigEpoch:   int64(h.epoch),
-		Member:        true,
+		ConfigEpoch:   int64(ns.mem.epoch),
+		Member:        ns.member,
 	}, nil
 }
 
@@ -207,4 +219,50 @@ func (h *kvHandler) Backup(ctx context.Context, index, offset int64, maxBytes in
 		return nil, h.leaderError(err)
 	}
 	return &kvapi.BackupChunk{Index: int64(ch.Index), Size: ch.Size, Checksum: ch.Sum[:], Offset: ch.Offset, Data: ch.Data}, nil
+}
+
+// Reconfigure asks the leader to change the members (see node.reconfigure).
+func (h *kvHandler) Reconfigure(ctx context.Context, members []*kvapi.ReplicaAddress) (*kvapi.ReconfigureResult_, error) {
+	want, err := checkMembers(members)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := h.timeout(ctx)
+	defer cancel()
+	mem, slot, err := h.node.reconfigure(ctx, want)
+	if err != nil {
+		return nil, h.leaderError(err)
+	}
+	out := &kvapi.ReconfigureResult_{Epoch: int64(mem.epoch), Slot: int64(slot)}
+	for _, r := range mem.members {
+		out.Members = append(out.Members, &kvapi.ReplicaAddress{ID: int64(r.ID), ClientAddr: r.ClientAddr, PeerAddr: r.PeerAddr})
+	}
+	return out, nil
+}
+
+// checkMembers validates a requested configuration: 1 to 64 members, positive
+// ids, no id or address twice.
+func checkMembers(members []*kvapi.ReplicaAddress) ([]replicas.Replica, error) {
+	if len(members) == 0 || len(members) > 64 {
+		return nil, invalid("members", 64, "a configuration needs 1 to 64 members, got %d", len(members))
+	}
+	ids := map[int64]bool{}
+	addrs := map[string]bool{}
+	out := make([]replicas.Replica, 0, len(members))
+	for _, m := range members {
+		switch {
+		case m == nil || m.ID <= 0:
+			return nil, invalid("members", 0, "every member needs an id of 1 or more")
+		case m.ClientAddr == "" || m.PeerAddr == "":
+			return nil, invalid("members", 0, "member %d needs a client and a peer address", m.ID)
+		case ids[m.ID]:
+			return nil, invalid("members", 0, "member %d is listed twice", m.ID)
+		case addrs[m.ClientAddr] || addrs[m.PeerAddr] || m.ClientAddr == m.PeerAddr:
+			return nil, invalid("members", 0, "member %d reuses an address listed before (%s, %s)", m.ID, m.ClientAddr, m.PeerAddr)
+		}
+		ids[m.ID], addrs[m.ClientAddr], addrs[m.PeerAddr] = true, true, true
+		out = append(out, replicas.Replica{ID: uint64(m.ID), ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr})
+	}
+	slices.SortFunc(out, func(a, b replicas.Replica) int { return compareIDs(a.ID, b.ID) })
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/peer"
+	"github.com/ballot-kv/ballot/replicas"
 	"github.com/ballot-kv/ballot/store"
 	"github.com/ballot-kv/ballot/transport"
 )
@@ -43,6 +44,9 @@ type Storage interface {
 	FileSize() int64
 	Rewrite() error
 	SetRebuildTo(slot uint64) error
+	Config() ([]byte, error)
+	DropLog() error
+	Durable() (peer.Durable, error)
 }
 
 var _ Storage = (*store.Store)(nil)
@@ -89,6 +93,8 @@ type clientKey struct{ client, seq uint64 }
 // nodeState is what handlers may read without asking the loop.
 type nodeState struct {
 	status peer.Status
+	mem    membership // the configuration this replica is in
+	member bool       // it votes in it
 }
 
 // node runs the core. Only the loop goroutine touches core, waiters and reads.
@@ -110,6 +116,20 @@ type node struct {
 	ctx     context.Context
 
 	compact *compaction // nil: no snapshots or compaction (tests of the loop alone)
+
+	// Configuration (reconfig.go). mem is the configuration this replica runs;
+	// retired: it is not a member (any more); joining: it has none yet and waits
+	// for a snapshot that brings one.
+	self           uint64
+	mem            membership
+	retired        bool
+	joining        bool
+	coreConfig     peer.Config // how to make a core for a new configuration
+	storagePath    string
+	links          func([]replicas.Replica) // makes sure the sender can reach these replicas
+	reconfigs      chan *reconfigRequest
+	reconfigSlot   uint64 // slot of the change this leader proposed, 0 if none
+	reconfigWaiter *reconfigRequest
 	// rebuilding: the store records a rebuild of lost state (peer.Durable.RebuildTo)
 	// that the core has not finished yet.
 	rebuilding bool
@@ -143,6 +163,10 @@ func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Durat
 		proposals:    make(chan *proposal, 4096),
 		reads:        make(chan *readRequest, 4096),
 		jobs:         make(chan func(), 16),
+		reconfigs:    make(chan *reconfigRequest, 16),
+		self:         core.ID(),
+		mem:          membership{epoch: 1},
+		links:        func([]replicas.Replica) {},
 		ctx:          context.Background(),
 		pendingReply: make(map[uint64]chan peer.Message),
 		waiters:      make(map[clientKey][]*proposal),
@@ -155,7 +179,13 @@ func newNode(core *peer.Replica, storage Storage, sender Sender, tick time.Durat
 }
 
 func (n *node) publish() {
-	n.state.Store(&nodeState{status: n.core.Status()})
+	st := n.core.Status()
+	if !n.voting() {
+		// A core that no longer (or not yet) votes may have been leading when
+		// it stopped; it leads nothing now.
+		st.IsLeader, st.Leader = false, 0
+	}
+	n.state.Store(&nodeState{status: st, mem: n.mem, member: n.voting()})
 }
 
 // status returns the core's status as of the last loop iteration.
@@ -254,11 +284,17 @@ func (n *node) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-ticker.C:
-			n.core.Tick()
+			if n.voting() {
+				n.core.Tick()
+			}
+		case rq := <-n.reconfigs:
+			n.startReconfig(rq)
 		case in := <-n.inbox:
 			n.stepInbound(in)
 		case m := <-n.replies:
-			n.core.Step(m)
+			if n.gateReply(m) {
+				n.core.Step(m)
+			}
 		case p := <-n.proposals:
 			n.collectProposals(p)
 		case rq := <-n.reads:
@@ -287,7 +323,9 @@ func (n *node) drain() {
 		case in := <-n.inbox:
 			n.stepInbound(in)
 		case m := <-n.replies:
-			n.core.Step(m)
+			if n.gateReply(m) {
+				n.core.Step(m)
+			}
 		case p := <-n.proposals:
 			n.collectProposals(p)
 		case rq := <-n.reads:
@@ -299,7 +337,14 @@ func (n *node) drain() {
 }
 
 func (n *node) stepInbound(in inbound) {
-	if !n.core.IsMember(in.msg.From) || !isRequest(in.msg.Type) {
+	if !isRequest(in.msg.Type) {
+		in.reply <- peer.Message{}
+		return
+	}
+	if n.gateInbound(in) {
+		return
+	}
+	if !n.core.IsMember(in.msg.From) && in.msg.Type != peer.MsgExecute {
 		// The core would ignore it and never answer; say so now.
 		in.reply <- peer.Message{}
 		return
@@ -323,7 +368,7 @@ func (n *node) collectProposals(first *proposal) {
 		}
 		break
 	}
-	if !n.core.IsLeader() {
+	if !n.voting() || !n.core.IsLeader() {
 		for _, p := range batch {
 			p.done <- writeOutcome{err: errNotLeader}
 		}
@@ -418,6 +463,10 @@ func (n *node) answerWrite(k clientKey, out writeOutcome) {
 func (n *node) startRead(rq *readRequest) {
 	n.nextToken++
 	rq.token = n.nextToken
+	if !n.voting() {
+		rq.done <- readOutcome{err: errNotLeader}
+		return
+	}
 	if err := n.core.ReadIndex(rq.token); err != nil {
 		rq.done <- readOutcome{err: errNotLeader}
 		return
@@ -430,6 +479,9 @@ func (n *node) startRead(rq *readRequest) {
 func (n *node) handleReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
+		for i := range rd.Messages {
+			rd.Messages[i].Epoch = n.mem.epoch
+		}
 		// A leader's accept and execute requests may leave before its own entries
 		// are durable: its vote counts only after they are (in Advance), and the
 		// followers' fsyncs then overlap its own. Promises and accepted replies
@@ -496,6 +548,8 @@ func (n *node) handleReady() error {
 				}
 				n.queued = nil
 				n.failWrites(fmt.Errorf("%w: leadership changed before the write was chosen", errUnavailable))
+				n.failReconfig(fmt.Errorf("%w: leadership changed before the configuration change was applied; "+
+					"check status and call again", errUnavailable))
 			}
 		}
 		if rd.Snapshot.Index != 0 {
@@ -503,6 +557,9 @@ func (n *node) handleReady() error {
 		}
 		n.core.Advance(rd)
 		n.serveReads()
+		if err := n.afterConfigApplied(); err != nil {
+			return err
+		}
 	}
 	n.publish()
 	n.noteCatchUp()
@@ -522,7 +579,7 @@ func (n *node) inquire(ctx context.Context) (transport.Inquiry, error) {
 	done := make(chan transport.Inquiry, 1)
 	job := func() {
 		p, h := n.core.Inquire()
-		done <- transport.Inquiry{From: n.core.ID(), Promised: p, Highest: h}
+		done <- transport.Inquiry{From: n.self, Promised: p, Highest: h, Epoch: n.mem.epoch, Members: n.mem.ids()}
 	}
 	select {
 	case n.jobs <- job:
@@ -578,6 +635,18 @@ func (n *node) serveReads() {
 		rq.done <- readOutcome{value: v, found: found, err: err}
 	}
 	n.readsAfter = kept
+}
+
+// failReads answers every read waiting for confirmation or for the apply with err.
+func (n *node) failReads(err error) {
+	for tok, rq := range n.readWaiters {
+		rq.done <- readOutcome{err: err}
+		delete(n.readWaiters, tok)
+	}
+	for _, rq := range n.readsAfter {
+		rq.done <- readOutcome{err: err}
+	}
+	n.readsAfter = nil
 }
 
 func (n *node) failWrites(err error) {

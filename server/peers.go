@@ -23,6 +23,9 @@ type peerSender struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	wg      sync.WaitGroup
+
+	ctx      context.Context
+	maxFrame int32
 }
 
 // peerLink is the way to one other replica.
@@ -36,22 +39,33 @@ type peerLink struct {
 
 func newPeerSender(ctx context.Context, addrs map[uint64]string, deliver func(peer.Message),
 	timeout time.Duration, maxFrame int32, logger *slog.Logger) *peerSender {
-	s := &peerSender{links: make(map[uint64]*peerLink), deliver: deliver, timeout: timeout, logger: logger}
+	s := &peerSender{links: make(map[uint64]*peerLink), deliver: deliver, timeout: timeout, logger: logger,
+		ctx: ctx, maxFrame: maxFrame}
 	for id, addr := range addrs {
-		l := &peerLink{
-			id:     id,
-			addr:   addr,
-			client: transport.NewPeerClient(addr, transport.ClientOptions{MaxFrameSize: maxFrame, CallTimeout: timeout, Logger: logger}),
-			queue:  make(chan peer.Message, 1024),
-		}
-		l.up.Store(true)
-		s.links[id] = l
-		for range peerWorkers {
-			s.wg.Add(1)
-			go s.work(ctx, l)
-		}
+		s.add(id, addr)
 	}
 	return s
+}
+
+// add makes replica id reachable at addr, unless it already is (at any address:
+// a replica's id and addresses change together, by a new line in replicas.txt).
+// Not safe for concurrent use with Send: the node loop calls both.
+func (s *peerSender) add(id uint64, addr string) {
+	if _, ok := s.links[id]; ok {
+		return
+	}
+	l := &peerLink{
+		id:     id,
+		addr:   addr,
+		client: transport.NewPeerClient(addr, transport.ClientOptions{MaxFrameSize: s.maxFrame, CallTimeout: s.timeout, Logger: s.logger}),
+		queue:  make(chan peer.Message, 1024),
+	}
+	l.up.Store(true)
+	s.links[id] = l
+	for range peerWorkers {
+		s.wg.Add(1)
+		go s.work(s.ctx, l)
+	}
 }
 
 // Send queues m for its destination. A full queue drops it, which the protocol

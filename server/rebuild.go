@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,9 +48,9 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 	if len(peers) == 0 {
 		return rebuildPlan{}, nil
 	}
-	// Answers from others with state, as many as a majority of the whole
-	// cluster: then they include one of the others in any quorum this replica was
-	// part of before it lost its state.
+	// Answers from others with state, as many as a majority of the cluster (of the
+	// latest configuration the answers name): then they include one of the others
+	// in any quorum this replica was part of before it lost its state.
 	need := clusterSize/2 + 1
 	first := true
 	retry := timeout / 16
@@ -57,6 +58,18 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 		answers := inquireAll(ctx, self, peers, timeout)
 		established, counted := false, 0
 		var plan rebuildPlan
+		// The latest configuration any of them is in: a majority of its members
+		// must answer (any quorum this replica was part of had members there).
+		var latest transport.Inquiry
+		for _, a := range answers {
+			if !a.Starting && len(a.Members) > 0 && a.Epoch > latest.Epoch {
+				latest = a
+			}
+		}
+		need := need
+		if latest.Epoch != 0 {
+			need = len(latest.Members)/2 + 1
+		}
 		for _, a := range answers {
 			if a.Promised != (peer.Ballot{}) || a.Highest > applied {
 				established = true
@@ -64,9 +77,11 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 			if a.Starting {
 				continue
 			}
-			counted++
 			plan.promised = maxBallotOf(plan.promised, a.Promised)
 			plan.upTo = max(plan.upTo, a.Highest)
+			if latest.Epoch == 0 || slices.Contains(latest.Members, a.From) {
+				counted++
+			}
 		}
 		switch {
 		case !established && len(answers) == len(peers):

@@ -73,6 +73,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// The committed configuration, not the file, says who the members are: two
 	// replicas started from files that differ must not count different majorities.
+	fileList := list
 	mem := membership{epoch: 1, members: slices.Clone(list)}
 	slices.SortFunc(mem.members, func(a, b replicas.Replica) int { return compareIDs(a.ID, b.ID) })
 	stored, err := st.Config()
@@ -88,9 +89,8 @@ func Run(ctx context.Context, cfg Config) error {
 			logger.Warn("the replicas file differs from the committed configuration; following the configuration",
 				"file", cfg.ReplicasFile, "epoch", mem.epoch, "difference", d)
 		}
-		if self, ok = mem.find(cfg.ID); !ok {
-			return fmt.Errorf("replica %d is not a member of the committed configuration (epoch %d, members %v) stored in %s",
-				cfg.ID, mem.epoch, mem.ids(), st.Path())
+		if r, ok := mem.find(cfg.ID); ok {
+			self = r
 		}
 	}
 	recordConfig := func() error {
@@ -111,10 +111,18 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, r := range list {
 		members[r.ID] = r
 		ids = append(ids, r.ID)
+	}
+	// Every replica the file or the configuration names can be reached: the
+	// file's extra lines are replicas joining (or left over), which a change may
+	// add.
+	for _, r := range append(slices.Clone(fileList), list...) {
 		if r.ID != self.ID {
-			peerAddrs[r.ID] = r.PeerAddr
+			if _, ok := peerAddrs[r.ID]; !ok || members[r.ID] == r {
+				peerAddrs[r.ID] = r.PeerAddr
+			}
 		}
 	}
+	_, selfMember := mem.find(self.ID)
 
 	// Bind both ports before doing anything else, so a port in use is reported at
 	// once and nothing is left half started. The peer port serves from the start:
@@ -200,6 +208,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	serve(peerSrv)
 
+	joining := false
 	if noState {
 		inquirers := make(map[uint64]inquirer, len(sender.links))
 		for id, l := range sender.links {
@@ -227,6 +236,9 @@ func Run(ctx context.Context, cfg Config) error {
 				return err
 			}
 			durable.Promised, durable.RebuildTo = plan.promised, upTo
+			// Without a configuration of its own it learns the cluster's from a
+			// snapshot before it takes part.
+			joining = !haveConfig
 			logger.Warn("rebuilding lost acceptor state: no votes until the log is learned up to the slot the others report",
 				"promised", plan.promised.String(), "rebuild_to", upTo)
 		} else {
@@ -241,14 +253,24 @@ func Run(ctx context.Context, cfg Config) error {
 		planning.Store(false)
 	}
 
-	core, err := peer.New(peer.Config{
+	coreConfig := peer.Config{
 		ID:             self.ID,
 		Members:        ids,
 		ElectionTicks:  cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks,
 		Seed:           seed(),
 		Logger:         cfg.Logger,
-	}, durable)
+	}
+	retired := !selfMember && !joining
+	if retired || joining {
+		// Not voting: the core is never ticked or stepped, only asked for status.
+		coreConfig.Members = []uint64{self.ID}
+	}
+	if retired {
+		logger.Warn("not a member of the committed configuration: not voting, sending clients to the members",
+			"epoch", mem.epoch, "members", mem.ids())
+	}
+	core, err := peer.New(coreConfig, durable)
 	if err != nil {
 		stopServers()
 		return err
@@ -272,6 +294,20 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	}
 	n.rebuilding = durable.RebuildTo != 0
+	n.mem, n.retired, n.joining = mem, retired, joining
+	if joining {
+		n.mem = membership{members: fileList}
+	}
+	n.coreConfig = coreConfig
+	n.storagePath = st.Path()
+	n.links = func(rs []replicas.Replica) {
+		for _, r := range rs {
+			if r.ID != self.ID {
+				sender.add(r.ID, r.PeerAddr)
+			}
+		}
+	}
+	n.publish()
 	handler.node = n
 	live.Store(n)
 	serve(clientSrv)

@@ -426,6 +426,7 @@ type Inquiry struct {
 	Highest  uint64      // highest slot accepted, applied or being rebuilt to
 	Starting bool        // the replica is starting without state itself
 	Epoch    uint64      // the configuration it is in; 0: none yet
+	Members  []uint64    // that configuration's members
 }
 
 // InquiryToThrift converts an Inquiry.
@@ -437,6 +438,9 @@ func InquiryToThrift(q Inquiry) (*peerapi.Inquiry, error) {
 		Highest:  c.out("highest", q.Highest),
 		Starting: q.Starting,
 		Epoch:    c.out("epoch", q.Epoch),
+	}
+	for _, m := range q.Members {
+		r.Members = append(r.Members, c.out("member", m))
 	}
 	c.ballotOut("promised", r.Promised, q.Promised)
 	if c.err != nil {
@@ -457,6 +461,9 @@ func InquiryFromThrift(r *peerapi.Inquiry) (Inquiry, error) {
 		Highest:  c.in("highest", r.Highest),
 		Starting: r.Starting,
 		Epoch:    c.in("epoch", r.Epoch),
+	}
+	for _, m := range r.Members {
+		q.Members = append(q.Members, c.in("member", m))
 	}
 	if c.err != nil {
 		return Inquiry{}, fmt.Errorf("inquiry from thrift: %w", c.err)

@@ -3587,12 +3587,14 @@ func (p *InquiryRequest) String() string {
 // rebuilding lost storage itself) may have accepted before the loss.
 //  - Starting: True while this replica is itself starting without state: its answer carries nothing.
 //  - Epoch: Epoch of the configuration this replica is in (0: it has none yet).
+//  - Members: Ids of that configuration's members.
 type Inquiry struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Promised *Ballot `thrift:"promised,2" db:"promised" json:"promised"`
   Highest int64 `thrift:"highest,3" db:"highest" json:"highest"`
   Starting bool `thrift:"starting,4" db:"starting" json:"starting"`
   Epoch int64 `thrift:"epoch,5" db:"epoch" json:"epoch"`
+  Members []int64 `thrift:"members,6" db:"members" json:"members"`
 }
 
 func NewInquiry() *Inquiry {
@@ -3621,6 +3623,10 @@ func (p *Inquiry) GetStarting() bool {
 
 func (p *Inquiry) GetEpoch() int64 {
   return p.Epoch
+}
+
+func (p *Inquiry) GetMembers() []int64 {
+  return p.Members
 }
 func (p *Inquiry) IsSetPromised() bool {
   return p.Promised != nil
@@ -3689,6 +3695,16 @@ func (p *Inquiry) Read(ctx context.Context, iprot thrift.TProtocol) error {
           return err
         }
       }
+    case 6:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
     default:
       if err := iprot.Skip(ctx, fieldTypeId); err != nil {
         return err
@@ -3748,6 +3764,28 @@ func (p *Inquiry)  ReadField5(ctx context.Context, iprot thrift.TProtocol) error
   return nil
 }
 
+func (p *Inquiry)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]int64, 0, size)
+  p.Members =  tSlice
+  for i := 0; i < size; i ++ {
+var _elem10 int64
+    if v, err := iprot.ReadI64(ctx); err != nil {
+    return thrift.PrependError("error reading field 0: ", err)
+} else {
+    _elem10 = v
+}
+    p.Members = append(p.Members, _elem10)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
 func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Inquiry"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -3757,6 +3795,7 @@ func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -3816,6 +3855,24 @@ func (p *Inquiry) writeField5(ctx context.Context, oprot thrift.TProtocol) (err 
   return err
 }
 
+func (p *Inquiry) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "members", thrift.LIST, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:members: ", p), err) }
+  if err := oprot.WriteListBegin(ctx, thrift.I64, len(p.Members)); err != nil {
+    return thrift.PrependError("error writing list begin: ", err)
+  }
+  for _, v := range p.Members {
+    if err := oprot.WriteI64(ctx, int64(v)); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err) }
+  }
+  if err := oprot.WriteListEnd(ctx); err != nil {
+    return thrift.PrependError("error writing list end: ", err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:members: ", p), err) }
+  return err
+}
+
 func (p *Inquiry) Equals(other *Inquiry) bool {
   if p == other {
     return true
@@ -3827,6 +3884,11 @@ func (p *Inquiry) Equals(other *Inquiry) bool {
   if p.Highest != other.Highest { return false }
   if p.Starting != other.Starting { return false }
   if p.Epoch != other.Epoch { return false }
+  if len(p.Members) != len(other.Members) { return false }
+  for i, _tgt := range p.Members {
+    _src11 := other.Members[i]
+    if _tgt != _src11 { return false }
+  }
   return true
 }
 
@@ -3908,17 +3970,17 @@ func (p *PeerClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
 // Parameters:
 //  - Req
 func (p *PeerClient) Prepare(ctx context.Context, req *PrepareRequest) (_r *Promise, _err error) {
-  var _args10 PeerPrepareArgs
-  _args10.Req = req
-  var _result12 PeerPrepareResult
-  var _meta11 thrift.ResponseMeta
-  _meta11, _err = p.Client_().Call(ctx, "prepare", &_args10, &_result12)
-  p.SetLastResponseMeta_(_meta11)
+  var _args12 PeerPrepareArgs
+  _args12.Req = req
+  var _result14 PeerPrepareResult
+  var _meta13 thrift.ResponseMeta
+  _meta13, _err = p.Client_().Call(ctx, "prepare", &_args12, &_result14)
+  p.SetLastResponseMeta_(_meta13)
   if _err != nil {
     return
   }
-  if _ret13 := _result12.GetSuccess(); _ret13 != nil {
-    return _ret13, nil
+  if _ret15 := _result14.GetSuccess(); _ret15 != nil {
+    return _ret15, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "prepare failed: unknown result")
 }
@@ -3928,17 +3990,17 @@ func (p *PeerClient) Prepare(ctx context.Context, req *PrepareRequest) (_r *Prom
 // Parameters:
 //  - Req
 func (p *PeerClient) Accept(ctx context.Context, req *AcceptRequest) (_r *Accepted, _err error) {
-  var _args14 PeerAcceptArgs
-  _args14.Req = req
-  var _result16 PeerAcceptResult
-  var _meta15 thrift.ResponseMeta
-  _meta15, _err = p.Client_().Call(ctx, "accept", &_args14, &_result16)
-  p.SetLastResponseMeta_(_meta15)
+  var _args16 PeerAcceptArgs
+  _args16.Req = req
+  var _result18 PeerAcceptResult
+  var _meta17 thrift.ResponseMeta
+  _meta17, _err = p.Client_().Call(ctx, "accept", &_args16, &_result18)
+  p.SetLastResponseMeta_(_meta17)
   if _err != nil {
     return
   }
-  if _ret17 := _result16.GetSuccess(); _ret17 != nil {
-    return _ret17, nil
+  if _ret19 := _result18.GetSuccess(); _ret19 != nil {
+    return _ret19, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "accept failed: unknown result")
 }
@@ -3948,17 +4010,17 @@ func (p *PeerClient) Accept(ctx context.Context, req *AcceptRequest) (_r *Accept
 // Parameters:
 //  - Req
 func (p *PeerClient) Execute(ctx context.Context, req *ExecuteRequest) (_r *Executed, _err error) {
-  var _args18 PeerExecuteArgs
-  _args18.Req = req
-  var _result20 PeerExecuteResult
-  var _meta19 thrift.ResponseMeta
-  _meta19, _err = p.Client_().Call(ctx, "execute", &_args18, &_result20)
-  p.SetLastResponseMeta_(_meta19)
+  var _args20 PeerExecuteArgs
+  _args20.Req = req
+  var _result22 PeerExecuteResult
+  var _meta21 thrift.ResponseMeta
+  _meta21, _err = p.Client_().Call(ctx, "execute", &_args20, &_result22)
+  p.SetLastResponseMeta_(_meta21)
   if _err != nil {
     return
   }
-  if _ret21 := _result20.GetSuccess(); _ret21 != nil {
-    return _ret21, nil
+  if _ret23 := _result22.GetSuccess(); _ret23 != nil {
+    return _ret23, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "execute failed: unknown result")
 }
@@ -3971,17 +4033,17 @@ func (p *PeerClient) Execute(ctx context.Context, req *ExecuteRequest) (_r *Exec
 // Parameters:
 //  - Req
 func (p *PeerClient) FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_r *SnapshotChunk, _err error) {
-  var _args22 PeerFetchSnapshotArgs
-  _args22.Req = req
-  var _result24 PeerFetchSnapshotResult
-  var _meta23 thrift.ResponseMeta
-  _meta23, _err = p.Client_().Call(ctx, "fetch_snapshot", &_args22, &_result24)
-  p.SetLastResponseMeta_(_meta23)
+  var _args24 PeerFetchSnapshotArgs
+  _args24.Req = req
+  var _result26 PeerFetchSnapshotResult
+  var _meta25 thrift.ResponseMeta
+  _meta25, _err = p.Client_().Call(ctx, "fetch_snapshot", &_args24, &_result26)
+  p.SetLastResponseMeta_(_meta25)
   if _err != nil {
     return
   }
-  if _ret25 := _result24.GetSuccess(); _ret25 != nil {
-    return _ret25, nil
+  if _ret27 := _result26.GetSuccess(); _ret27 != nil {
+    return _ret27, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "fetch_snapshot failed: unknown result")
 }
@@ -3991,17 +4053,17 @@ func (p *PeerClient) FetchSnapshot(ctx context.Context, req *SnapshotRequest) (_
 // Parameters:
 //  - Req
 func (p *PeerClient) Inquire(ctx context.Context, req *InquiryRequest) (_r *Inquiry, _err error) {
-  var _args26 PeerInquireArgs
-  _args26.Req = req
-  var _result28 PeerInquireResult
-  var _meta27 thrift.ResponseMeta
-  _meta27, _err = p.Client_().Call(ctx, "inquire", &_args26, &_result28)
-  p.SetLastResponseMeta_(_meta27)
+  var _args28 PeerInquireArgs
+  _args28.Req = req
+  var _result30 PeerInquireResult
+  var _meta29 thrift.ResponseMeta
+  _meta29, _err = p.Client_().Call(ctx, "inquire", &_args28, &_result30)
+  p.SetLastResponseMeta_(_meta29)
   if _err != nil {
     return
   }
-  if _ret29 := _result28.GetSuccess(); _ret29 != nil {
-    return _ret29, nil
+  if _ret31 := _result30.GetSuccess(); _ret31 != nil {
+    return _ret31, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "inquire failed: unknown result")
 }
@@ -4026,13 +4088,13 @@ func (p *PeerProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewPeerProcessor(handler Peer) *PeerProcessor {
 
-  self30 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self30.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
-  self30.processorMap["accept"] = &peerProcessorAccept{handler:handler}
-  self30.processorMap["execute"] = &peerProcessorExecute{handler:handler}
-  self30.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
-  self30.processorMap["inquire"] = &peerProcessorInquire{handler:handler}
-return self30
+  self32 := &PeerProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self32.processorMap["prepare"] = &peerProcessorPrepare{handler:handler}
+  self32.processorMap["accept"] = &peerProcessorAccept{handler:handler}
+  self32.processorMap["execute"] = &peerProcessorExecute{handler:handler}
+  self32.processorMap["fetch_snapshot"] = &peerProcessorFetchSnapshot{handler:handler}
+  self32.processorMap["inquire"] = &peerProcessorInquire{handler:handler}
+return self32
 }
 
 func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -4043,12 +4105,12 @@ func (p *PeerProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtoc
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x31 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x33 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x31.Write(ctx, oprot)
+  x33.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x31
+  return false, x33
 
 }
 
@@ -4057,7 +4119,7 @@ type peerProcessorPrepare struct {
 }
 
 func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err32 error
+  var _write_err34 error
   args := PeerPrepareArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -4103,21 +4165,21 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc33 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
+    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing prepare: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := _exc33.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-      _write_err32 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+      _write_err34 = thrift.WrapTException(err2)
     }
-    if _write_err32 != nil {
-      return false, thrift.WrapTException(_write_err32)
+    if _write_err34 != nil {
+      return false, thrift.WrapTException(_write_err34)
     }
     return true, err
   } else {
@@ -4125,19 +4187,19 @@ func (p *peerProcessorPrepare) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "prepare", thrift.REPLY, seqId); err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err32 == nil && err2 != nil {
-    _write_err32 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
+    _write_err34 = thrift.WrapTException(err2)
   }
-  if _write_err32 != nil {
-    return false, thrift.WrapTException(_write_err32)
+  if _write_err34 != nil {
+    return false, thrift.WrapTException(_write_err34)
   }
   return true, err
 }
@@ -4147,7 +4209,7 @@ type peerProcessorAccept struct {
 }
 
 func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err34 error
+  var _write_err36 error
   args := PeerAcceptArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -4193,21 +4255,21 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
+    _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing accept: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-      _write_err34 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+      _write_err36 = thrift.WrapTException(err2)
     }
-    if _write_err34 != nil {
-      return false, thrift.WrapTException(_write_err34)
+    if _write_err36 != nil {
+      return false, thrift.WrapTException(_write_err36)
     }
     return true, err
   } else {
@@ -4215,19 +4277,19 @@ func (p *peerProcessorAccept) Process(ctx context.Context, seqId int32, iprot, o
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "accept", thrift.REPLY, seqId); err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if _write_err34 != nil {
-    return false, thrift.WrapTException(_write_err34)
+  if _write_err36 != nil {
+    return false, thrift.WrapTException(_write_err36)
   }
   return true, err
 }
@@ -4237,7 +4299,7 @@ type peerProcessorExecute struct {
 }
 
 func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err36 error
+  var _write_err38 error
   args := PeerExecuteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -4283,21 +4345,21 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
+    _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing execute: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+    if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-      _write_err36 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+      _write_err38 = thrift.WrapTException(err2)
     }
-    if _write_err36 != nil {
-      return false, thrift.WrapTException(_write_err36)
+    if _write_err38 != nil {
+      return false, thrift.WrapTException(_write_err38)
     }
     return true, err
   } else {
@@ -4305,19 +4367,19 @@ func (p *peerProcessorExecute) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "execute", thrift.REPLY, seqId); err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if _write_err36 != nil {
-    return false, thrift.WrapTException(_write_err36)
+  if _write_err38 != nil {
+    return false, thrift.WrapTException(_write_err38)
   }
   return true, err
 }
@@ -4327,7 +4389,7 @@ type peerProcessorFetchSnapshot struct {
 }
 
 func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err38 error
+  var _write_err40 error
   args := PeerFetchSnapshotArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -4373,21 +4435,21 @@ func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, i
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
+    _exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing fetch_snapshot: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+    if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-      _write_err38 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+      _write_err40 = thrift.WrapTException(err2)
     }
-    if _write_err38 != nil {
-      return false, thrift.WrapTException(_write_err38)
+    if _write_err40 != nil {
+      return false, thrift.WrapTException(_write_err40)
     }
     return true, err
   } else {
@@ -4395,19 +4457,19 @@ func (p *peerProcessorFetchSnapshot) Process(ctx context.Context, seqId int32, i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "fetch_snapshot", thrift.REPLY, seqId); err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if _write_err38 != nil {
-    return false, thrift.WrapTException(_write_err38)
+  if _write_err40 != nil {
+    return false, thrift.WrapTException(_write_err40)
   }
   return true, err
 }
@@ -4417,7 +4479,7 @@ type peerProcessorInquire struct {
 }
 
 func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err40 error
+  var _write_err42 error
   args := PeerInquireArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -4463,21 +4525,21 @@ func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, 
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing inquire: " + err2.Error())
+    _exc43 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing inquire: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "inquire", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+    if err2 := _exc43.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if _write_err40 != nil {
-      return false, thrift.WrapTException(_write_err40)
+    if _write_err42 != nil {
+      return false, thrift.WrapTException(_write_err42)
     }
     return true, err
   } else {
@@ -4485,19 +4547,19 @@ func (p *peerProcessorInquire) Process(ctx context.Context, seqId int32, iprot, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "inquire", thrift.REPLY, seqId); err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if _write_err40 != nil {
-    return false, thrift.WrapTException(_write_err40)
+  if _write_err42 != nil {
+    return false, thrift.WrapTException(_write_err42)
   }
   return true, err
 }

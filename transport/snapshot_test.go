@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -397,7 +398,7 @@ func TestFetchSnapshotClientChecksChunk(t *testing.T) {
 // must know, and gets the answer the replica gave; without an answerer the call
 // fails rather than answering zeros (which would read as "a new cluster").
 func TestInquireRoundTrip(t *testing.T) {
-	want := Inquiry{From: 2, Promised: peer.Ballot{Round: 9, ID: 3}, Highest: 12345, Starting: false}
+	want := Inquiry{From: 2, Promised: peer.Ballot{Round: 9, ID: 3}, Highest: 12345, Epoch: 3, Members: []uint64{1, 2, 4}}
 	var asked uint64
 	h := WithInquire(NewPeerHandler(echoStep, nil, 0), func(_ context.Context, from uint64) (Inquiry, error) {
 		asked = from
@@ -409,7 +410,7 @@ func TestInquireRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want || asked != 1 {
+	if !reflect.DeepEqual(got, want) || asked != 1 {
 		t.Fatalf("inquire: got %+v (asked for %d), want %+v (asked for 1)", got, asked, want)
 	}
 

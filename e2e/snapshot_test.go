@@ -173,8 +173,10 @@ func TestCatchUpThroughSnapshot(t *testing.T) {
 	c.kill(lagger)
 
 	live := others(c.ids(), lagger)
+	// As many keys as writes: most writes leave a key of their own, which the
+	// snapshot must carry.
 	sum := c.bench(5*time.Minute, live, "--ops", strconv.Itoa(writes), "--clients", "32",
-		"--keys", "5000", "--value-size", "100", "--mix", "put=100", "--warmup", "0")
+		"--keys", strconv.Itoa(writes), "--value-size", "100", "--mix", "put=100", "--warmup", "0")
 	if sum.Total.Ops != uint64(writes) || sum.Total.Errors != 0 {
 		t.Fatalf("%d puts succeeded and %d failed with replica %d down, want %d and none; first errors: %v",
 			sum.Total.Ops, sum.Total.Errors, lagger, writes, sum.Total.FirstErrors)

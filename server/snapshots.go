@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apache/thrift/lib/go/thrift"
+
 	"github.com/ballot-kv/ballot/store"
 	"github.com/ballot-kv/ballot/transport"
 )
@@ -221,6 +223,14 @@ func (f *snapshotFiles) fetch(ctx context.Context, self uint64, src snapshotFetc
 	}()
 	for {
 		chunk, err := src.FetchSnapshot(ctx, self, index, offset, fetchChunk)
+		if err != nil && size < 0 && offset > 0 && refusedResume(err) {
+			// The peer refused to resume this part file: it does not fit the
+			// peer's copy (a file of the same slot from another replica can be
+			// shorter). Start over rather than fail the same way forever.
+			f.removeParts()
+			index, offset = 0, 0
+			chunk, err = src.FetchSnapshot(ctx, self, index, offset, fetchChunk)
+		}
 		if err != nil {
 			return store.SnapshotInfo{}, err
 		}
@@ -368,4 +378,11 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return total
+}
+
+// refusedResume reports whether err is the peer's answer refusing a request (or
+// an answer that does not fit it), not a failure to reach the peer.
+func refusedResume(err error) bool {
+	var ae thrift.TApplicationException
+	return errors.As(err, &ae) || errors.Is(err, transport.ErrInvalidChunk)
 }

@@ -1116,3 +1116,17 @@ func logField(line, key string) string {
 	}
 	return v
 }
+
+// TestBackupRestore saves a backup with `ballot snapshot save`, starts a new
+// cluster on other addresses whose replicas are all created from it with
+// --restore, and checks that it holds exactly the backed-up data and takes
+// writes, while the original cluster goes on. A restore into a data directory
+// that already holds a store must fail and name it.
+func TestBackupRestore(t *testing.T) {
+	a := newCluster(t, 3)
+	file, want := backup(t, a)
+	b := layoutCluster(t, 3)
+	checkRestore(t, b, file, want)
+	checkRestoreRefused(t, b, file)
+}
+

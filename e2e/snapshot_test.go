@@ -1129,4 +1129,3 @@ func TestBackupRestore(t *testing.T) {
 	checkRestore(t, b, file, want)
 	checkRestoreRefused(t, b, file)
 }
-

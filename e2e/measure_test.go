@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,4 +157,61 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// TestMeasureRestartLargeStore reports how long a replica holding 1,000,000 keys
+// of 100 bytes takes, after SIGKILL, to start again: to answer status, and to
+// report the applied slot it had before.
+func TestMeasureRestartLargeStore(t *testing.T) {
+	measure(t)
+	const keys = 1_000_000
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	sum := c.bench(15*time.Minute, nil, "--keys", strconv.Itoa(keys), "--value-size", "100",
+		"--mix", "get=100", "--ops", "1", "--warmup", "0", "--clients", "64")
+	if sum.Preload == nil {
+		t.Fatal("ballot bench did not preload the keys")
+	}
+	t.Logf("loaded %d keys of 100 bytes by 64 clients in %.1fs (%.0f puts/s), %d puts failed",
+		keys, sum.Preload.Seconds, float64(keys)/sum.Preload.Seconds, sum.Preload.Errors)
+	applied := c.waitCaughtUp(5*time.Minute, 1)
+
+	victim := others(c.ids(), leader)[0]
+	r := c.rep(victim)
+	before, err := rawStatus(r.clientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := dirSize(r.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := c.rssBytes(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kill(victim)
+	begin := time.Now()
+	c.startNoWait(victim)
+	var serving, caught time.Duration
+	waitFor(t, 10*time.Minute, fmt.Sprintf("replica %d to apply slot %d again", victim, applied), func() error {
+		st, err := rawStatus(r.clientAddr)
+		if err != nil {
+			return err
+		}
+		if serving == 0 {
+			serving = time.Since(begin)
+		}
+		if st.Applied < before.Applied {
+			return fmt.Errorf("applied %d of %d", st.Applied, before.Applied)
+		}
+		caught = time.Since(begin)
+		return nil
+	})
+	after, err := c.rssBytes(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replica %d with %d keys (data directory %s, RSS %s before the kill, %s after the restart): restarted after SIGKILL, answered status after %s, applied slot %d again after %s",
+		victim, before.Keys, mib(size), mib(rss), mib(after), serving.Round(time.Millisecond), before.Applied, caught.Round(time.Millisecond))
 }

@@ -63,6 +63,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// A 1 MiB chunk takes milliseconds; a sender that does not answer one within
+	// a few peer timeouts is stalled, and the transfer goes elsewhere.
+	snaps.chunkTimeout = 5 * cfg.PeerTimeout
 	flt, err := loadFaults()
 	if err != nil {
 		return err
@@ -79,6 +82,22 @@ func Run(ctx context.Context, cfg Config) error {
 	stored, err := st.Config()
 	if err != nil {
 		return err
+	}
+	if cfg.RestoreFrom != "" {
+		// A cluster restored from a backup is a new cluster: its members are
+		// the ones its replicas file names (often on new hosts), not the ones
+		// the backup's cluster had.
+		if stored != nil {
+			if old, err := decodeMembership(stored); err == nil {
+				mem.epoch = old.epoch
+			}
+		}
+		if stored, err = encodeMembership(mem); err == nil {
+			err = st.SetConfig(stored)
+		}
+		if err != nil {
+			return fmt.Errorf("restore: record the configuration: %w", err)
+		}
 	}
 	haveConfig := stored != nil
 	if haveConfig {

@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/ballot-kv/ballot/store"
 	"github.com/ballot-kv/ballot/transport"
@@ -43,6 +46,11 @@ type snapshotFiles struct {
 	latest   store.SnapshotInfo // Index 0: none
 	previous store.SnapshotInfo
 	takeMu   sync.Mutex // one snapshot written at a time
+
+	// chunkTimeout bounds each fetch_snapshot call of a transfer (0: the
+	// transfer's own deadline), so a stalled sender fails the transfer and the
+	// next request can go to another replica.
+	chunkTimeout time.Duration
 }
 
 // openSnapshotFiles opens (creating) the snapshot directory under dataDir, checks
@@ -220,7 +228,15 @@ func (f *snapshotFiles) fetch(ctx context.Context, self uint64, src snapshotFetc
 		}
 	}()
 	for {
-		chunk, err := src.FetchSnapshot(ctx, self, index, offset, fetchChunk)
+		chunk, err := f.fetchChunk(ctx, src, self, index, offset)
+		if err != nil && size < 0 && offset > 0 && refusedResume(err) {
+			// The peer refused to resume this part file: it does not fit the
+			// peer's copy (a file of the same slot from another replica can be
+			// shorter). Start over rather than fail the same way forever.
+			f.removeParts()
+			index, offset = 0, 0
+			chunk, err = f.fetchChunk(ctx, src, self, index, offset)
+		}
 		if err != nil {
 			return store.SnapshotInfo{}, err
 		}
@@ -368,4 +384,21 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return total
+}
+
+// refusedResume reports whether err is the peer's answer refusing a request (or
+// an answer that does not fit it), not a failure to reach the peer.
+func refusedResume(err error) bool {
+	var ae thrift.TApplicationException
+	return errors.As(err, &ae) || errors.Is(err, transport.ErrInvalidChunk)
+}
+
+// fetchChunk asks src for one chunk, within chunkTimeout.
+func (f *snapshotFiles) fetchChunk(ctx context.Context, src snapshotFetcher, self, index uint64, offset int64) (transport.SnapshotChunk, error) {
+	if f.chunkTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.chunkTimeout)
+		defer cancel()
+	}
+	return src.FetchSnapshot(ctx, self, index, offset, fetchChunk)
 }

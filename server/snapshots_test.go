@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/thrift/lib/go/thrift"
+
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/gen/kvapi"
 	"github.com/ballot-kv/ballot/peer"
@@ -156,7 +158,9 @@ func (s *fakeSource) FetchSnapshot(ctx context.Context, from, index uint64, offs
 	}
 	ch, err := readChunk(s.snap, offset, maxBytes)
 	if err != nil {
-		return transport.SnapshotChunk{}, err
+		// What the peer's handler answers reaches the caller as an
+		// application exception.
+		return transport.SnapshotChunk{}, thrift.NewTApplicationException(thrift.INTERNAL_ERROR, err.Error())
 	}
 	if s.flipAt > 0 && s.flipAt >= ch.Offset && s.flipAt < ch.Offset+int64(len(ch.Data)) {
 		ch.Data[s.flipAt-ch.Offset] ^= 0xff
@@ -879,5 +883,27 @@ func TestBackupSurvivesSecondBackupAtSameSlot(t *testing.T) {
 	}
 	if sum := sha256.Sum256(got); !bytes.Equal(sum[:], first.Checksum) {
 		t.Fatalf("the backup's bytes have SHA-256 %x; its checksum is %x", sum[:4], first.Checksum[:4])
+	}
+}
+
+// A part file that does not fit the peer's copy of the snapshot (longer than it:
+// a file of the same slot from another replica) is discarded and the transfer
+// starts over, instead of failing the same way on every attempt.
+func TestFetchRestartsUnfitPart(t *testing.T) {
+	src, want := sourceSnapshot(t, 20, 300)
+	files, _ := receiver(t)
+	if err := os.WriteFile(files.partPath(src.Index), make([]byte, src.Size+100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeSource{t: t, snap: src, chunk: 1000}
+	got, err := files.fetch(context.Background(), 1, fake)
+	if err != nil {
+		t.Fatalf("fetch with a part file longer than the snapshot: %v", err)
+	}
+	if !bytes.Equal(fileBytes(t, got.Path), want) {
+		t.Fatal("fetched file differs from the source's")
+	}
+	if c := fake.calls[1]; c.offset != 0 {
+		t.Fatalf("after the refused resume the transfer asked for offset %d, want 0", c.offset)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,13 +105,19 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("%s: %w", st.Path(), err)
 		}
 		for _, d := range membershipDiff(mem, list) {
-			logger.Warn("the replicas file differs from the committed configuration; following the configuration",
+			if strings.HasPrefix(d, "replica ") && strings.Contains(d, " is at ") {
+				logger.Info("the replicas file gives another address than the committed configuration; using the file's",
+					"file", cfg.ReplicasFile, "epoch", mem.epoch, "difference", d)
+				continue
+			}
+			logger.Warn("the replicas file differs from the committed configuration; the members are the configuration's",
 				"file", cfg.ReplicasFile, "epoch", mem.epoch, "difference", d)
 		}
-		if self, ok = mem.find(cfg.ID); !ok {
+		if _, ok = mem.find(cfg.ID); !ok {
 			return fmt.Errorf("replica %d is not a member of the committed configuration (epoch %d, members %v) stored in %s",
 				cfg.ID, mem.epoch, mem.ids(), st.Path())
 		}
+		mem = withFileAddresses(mem, list)
 	}
 	recordConfig := func() error {
 		b, err := encodeMembership(mem)

@@ -232,11 +232,13 @@ func (c *Cluster) Start(id int) error {
 	r.cmd, r.done, r.killed, r.paused = cmd, done, killed, false
 	go func() {
 		err := cmd.Wait()
+		// Its last words, read before the exit line below is appended.
+		last := c.Tail(id, 1)
 		fmt.Fprintf(logf, "=== chaos: replica %d (pid %d) exited: %v\n", id, cmd.Process.Pid, err)
 		logf.Close()
 		if !killed.Load() {
 			c.mu.Lock()
-			c.unexpected = append(c.unexpected, fmt.Sprintf("replica %d (pid %d) exited on its own: %v", id, cmd.Process.Pid, err))
+			c.unexpected = append(c.unexpected, fmt.Sprintf("replica %d (pid %d) exited on its own: %v; its log ends: %s", id, cmd.Process.Pid, err, last))
 			c.mu.Unlock()
 		}
 		close(done)

@@ -233,9 +233,8 @@ func (n *Nemesis) Run(ctx context.Context) {
 }
 
 // draw returns the next kind from the deck, refilled with every kind of the
-// mix in a new random order when empty: a mix of k kinds has each of them in
-// every k faults in a row that start a round, so a short history still sees
-// every kind.
+// mix in a new random order when empty: the first k faults of a history with a
+// mix of k kinds are one of each, so a short history still sees every kind.
 func (n *Nemesis) draw() FaultKind {
 	if len(n.deck) == 0 {
 		n.deck = append(n.deck, n.cfg.Faults...)

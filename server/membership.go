@@ -102,3 +102,19 @@ func membershipDiff(committed membership, file []replicas.Replica) []string {
 	}
 	return out
 }
+
+// withFileAddresses returns m with the addresses of every member that file also
+// lists taken from file. The configuration decides who votes; each replica's
+// own file says how it reaches the others (and where it listens itself), since
+// files may differ in addresses, as behind proxies or NAT.
+func withFileAddresses(m membership, file []replicas.Replica) membership {
+	out := membership{epoch: m.epoch, members: slices.Clone(m.members)}
+	for i, r := range out.members {
+		for _, f := range file {
+			if f.ID == r.ID {
+				out.members[i].ClientAddr, out.members[i].PeerAddr = f.ClientAddr, f.PeerAddr
+			}
+		}
+	}
+	return out
+}

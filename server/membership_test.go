@@ -61,3 +61,24 @@ func TestMembershipDiff(t *testing.T) {
 		}
 	}
 }
+
+// The configuration says who the members are; the replica's own file says where
+// to reach each one it lists.
+func TestWithFileAddresses(t *testing.T) {
+	committed := membership{epoch: 2, members: []replicas.Replica{
+		{ID: 1, ClientAddr: "a:1", PeerAddr: "a:2"},
+		{ID: 2, ClientAddr: "b:1", PeerAddr: "b:2"},
+	}}
+	file := []replicas.Replica{{ID: 2, ClientAddr: "proxy:1", PeerAddr: "proxy:2"}, {ID: 9, ClientAddr: "z:1", PeerAddr: "z:2"}}
+	got := withFileAddresses(committed, file)
+	want := membership{epoch: 2, members: []replicas.Replica{
+		{ID: 1, ClientAddr: "a:1", PeerAddr: "a:2"},
+		{ID: 2, ClientAddr: "proxy:1", PeerAddr: "proxy:2"},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if committed.members[1].ClientAddr != "b:1" {
+		t.Fatal("withFileAddresses changed its argument")
+	}
+}

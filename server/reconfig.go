@@ -144,6 +144,7 @@ func (n *node) adoptStoredConfig() error {
 		return fmt.Errorf("start configuration %d: %w", next.epoch, err)
 	}
 	prev := n.mem
+	next = withFileAddresses(next, n.fileList)
 	n.mem = next
 	n.links(next.members)
 	if rq := n.reconfigWaiter; rq != nil {

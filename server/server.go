@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,12 +106,17 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("%s: %w", st.Path(), err)
 		}
 		for _, d := range membershipDiff(mem, list) {
-			logger.Warn("the replicas file differs from the committed configuration; following the configuration",
+			if strings.HasPrefix(d, "replica ") && strings.Contains(d, " is at ") {
+				logger.Info("the replicas file gives another address than the committed configuration; using the file's",
+					"file", cfg.ReplicasFile, "epoch", mem.epoch, "difference", d)
+				continue
+			}
+			logger.Warn("the replicas file differs from the committed configuration; the members are the configuration's",
 				"file", cfg.ReplicasFile, "epoch", mem.epoch, "difference", d)
 		}
-		if r, ok := mem.find(cfg.ID); ok {
-			self = r
-		}
+		// Members from the configuration, addresses (its own too: that is where
+		// it listens) from the file.
+		mem = withFileAddresses(mem, list)
 	}
 	recordConfig := func() error {
 		b, err := encodeMembership(mem)
@@ -318,6 +324,7 @@ func Run(ctx context.Context, cfg Config) error {
 		n.mem = membership{members: fileList}
 	}
 	n.coreConfig = coreConfig
+	n.fileList = fileList
 	n.storagePath = st.Path()
 	n.links = func(rs []replicas.Replica) {
 		for _, r := range rs {

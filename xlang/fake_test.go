@@ -215,3 +215,7 @@ func (h scriptedHandler) Digest(context.Context) (*kvapi.Digest, error) {
 func (h scriptedHandler) Backup(context.Context, int64, int64, int32) (*kvapi.BackupChunk, error) {
 	return nil, &kvapi.Unavailable{Message: "backup is not scripted"}
 }
+
+func (h scriptedHandler) Reconfigure(context.Context, []*kvapi.ReplicaAddress) (*kvapi.ReconfigureResult_, error) {
+	return nil, &kvapi.Unavailable{Message: "reconfigure is not scripted"}
+}

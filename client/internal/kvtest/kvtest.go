@@ -4,10 +4,13 @@
 // connections accepted, and any breach of the session rules (two writes
 // outstanding for one client id, or a seq going backwards). digest is computed
 // from the stored data as the IDL describes; backup serves a file the test sets
-// with SetBackup.
+// with SetBackup. reconfigure commits the members it is given as the next
+// configuration of this one replica, which status then reports; OnReconfigure
+// lets a test pass it on to other fakes, as a cluster would.
 package kvtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -15,6 +18,8 @@ import (
 	"hash"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +31,7 @@ import (
 
 // Call is one request as the server received it.
 type Call struct {
-	Method      string // "get", "put", "remove", "status", "digest" or "backup"
+	Method      string // "get", "put", "remove", "status", "digest", "backup" or "reconfigure"
 	ClientID    int64
 	Seq         int64
 	Key         string
@@ -35,6 +40,9 @@ type Call struct {
 	Index    int64
 	Offset   int64
 	MaxBytes int32
+	// Members lists the ids of reconfigure's members in the order sent, as
+	// "1,2,3" (Reconfigures has their addresses); Call stays comparable.
+	Members string
 }
 
 // Backup is the snapshot file that backup() serves.
@@ -71,8 +79,20 @@ type Server struct {
 	status *kvapi.ReplicaStatus
 	backup *Backup
 	data   map[string][]byte
-	slot   int64
-	calls  []Call
+	// slot is the last slot used, by a write or a configuration change; status
+	// reports it as applied unless SetStatus says more.
+	slot  int64
+	calls []Call
+	// reconfigures holds every reconfigure call's members, in order.
+	reconfigures [][]*kvapi.ReplicaAddress
+	// epoch and members are the configuration this replica follows (epoch 0:
+	// none, and status answers what SetStatus set); members are sorted by id.
+	epoch   int64
+	members []*kvapi.ReplicaAddress
+	// reconfigured is called after each change reconfigure commits.
+	reconfigured func(kvapi.ReconfigureResult_)
+	// reconfigureAnswer, if set, is what reconfigure answers, changing nothing.
+	reconfigureAnswer *kvapi.ReconfigureResult_
 	// sessions is the de-duplication table: the last applied write per client id.
 	sessions map[int64]applied
 	// inflight counts the writes being handled per client id.
@@ -142,7 +162,9 @@ func (s *Server) SetHook(h Hook) {
 	s.hook = h
 }
 
-// SetStatus sets what status() answers; the keys field is filled in from the data.
+// SetStatus sets what status() answers; keys is filled in from the data, applied
+// is at least the last slot used, and a configuration (SetConfiguration, or one
+// reconfigure committed) sets config_epoch, members and member.
 func (s *Server) SetStatus(st *kvapi.ReplicaStatus) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,11 +178,60 @@ func (s *Server) SetBackup(b *Backup) {
 	s.backup = b
 }
 
+// SetConfiguration makes the server follow the configuration epoch with these
+// members, as a replica does once it has applied the change at slot: status
+// reports config_epoch, the members' ids, member (whether status's id is one of
+// them) and an applied slot of at least slot; the next change made here gets a
+// later slot.
+func (s *Server) SetConfiguration(epoch, slot int64, members []*kvapi.ReplicaAddress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch = epoch
+	s.members = sortedMembers(members)
+	s.slot = max(s.slot, slot)
+}
+
+// Configuration returns the configuration the server follows (epoch 0: none).
+func (s *Server) Configuration() (epoch int64, members []*kvapi.ReplicaAddress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch, cloneMembers(s.members)
+}
+
+// OnReconfigure has fn called with the result of every change reconfigure
+// commits, after it is committed here and before the caller gets the answer
+// (nil: none). A test uses it to make other fakes follow the new configuration.
+func (s *Server) OnReconfigure(fn func(kvapi.ReconfigureResult_)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconfigured = fn
+}
+
+// SetReconfigureResult makes reconfigure answer r to every call, changing
+// nothing (nil: commit the members asked for). Errors are scripted with a Hook.
+func (s *Server) SetReconfigureResult(r *kvapi.ReconfigureResult_) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconfigureAnswer = r
+}
+
 // Calls returns every call received so far, in order.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
+}
+
+// Reconfigures returns the members of every reconfigure call received so far,
+// in order, as sent.
+func (s *Server) Reconfigures() [][]*kvapi.ReplicaAddress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]*kvapi.ReplicaAddress, len(s.reconfigures))
+	for i, ms := range s.reconfigures {
+		out[i] = cloneMembers(ms)
+	}
+	return out
 }
 
 // Value returns what the server stores under key.
@@ -345,6 +416,16 @@ func (h handler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 		st = &cp
 	}
 	st.Keys = int64(len(h.s.data))
+	st.Applied = max(st.Applied, h.s.slot)
+	if h.s.epoch > 0 {
+		st.ConfigEpoch = h.s.epoch
+		st.Members = make([]int64, 0, len(h.s.members))
+		st.Member = false
+		for _, m := range h.s.members {
+			st.Members = append(st.Members, m.ID)
+			st.Member = st.Member || m.ID == st.ID
+		}
+	}
 	return st, nil
 }
 
@@ -402,4 +483,77 @@ func (h handler) Backup(ctx context.Context, index, offset int64, maxBytes int32
 		b.Corrupt(offset, data)
 	}
 	return &kvapi.BackupChunk{Index: b.Index, Size: int64(len(b.File)), Checksum: sum, Offset: offset, Data: data}, nil
+}
+
+// Reconfigure commits members as the next configuration of this replica: the
+// epoch after the current one, at the next slot. Asking for the members it
+// already has changes nothing and answers slot 0, as the IDL says.
+func (h handler) Reconfigure(ctx context.Context, members []*kvapi.ReplicaAddress) (*kvapi.ReconfigureResult_, error) {
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = strconv.FormatInt(m.GetID(), 10)
+	}
+	h.s.mu.Lock()
+	h.s.reconfigures = append(h.s.reconfigures, cloneMembers(members))
+	h.s.mu.Unlock()
+	if err := h.before(ctx, Call{Method: "reconfigure", Members: strings.Join(ids, ",")}); err != nil {
+		return nil, err
+	}
+	seen := make(map[int64]bool, len(members))
+	for _, m := range members {
+		if m == nil || m.ID < 1 || seen[m.ID] {
+			return nil, &kvapi.InvalidArgument{Message: "kvtest: a member id is missing, below 1 or listed twice", Field: "members"}
+		}
+		seen[m.ID] = true
+	}
+	if len(members) == 0 {
+		return nil, &kvapi.InvalidArgument{Message: "kvtest: no members", Field: "members"}
+	}
+	h.s.mu.Lock()
+	if r := h.s.reconfigureAnswer; r != nil {
+		h.s.mu.Unlock()
+		cp := *r
+		cp.Members = cloneMembers(r.Members)
+		return &cp, nil
+	}
+	want := sortedMembers(members)
+	res := &kvapi.ReconfigureResult_{Epoch: h.s.epoch}
+	changed := !slices.EqualFunc(want, h.s.members, func(a, b *kvapi.ReplicaAddress) bool { return *a == *b })
+	if changed {
+		h.s.epoch++
+		h.s.slot++
+		h.s.members = want
+		res.Epoch, res.Slot = h.s.epoch, h.s.slot
+	}
+	res.Members = cloneMembers(h.s.members)
+	fn := h.s.reconfigured
+	h.s.mu.Unlock()
+	if changed && fn != nil {
+		cp := *res
+		cp.Members = cloneMembers(res.Members)
+		fn(cp)
+	}
+	return res, nil
+}
+
+// cloneMembers copies a member list, so that no caller shares the server's.
+func cloneMembers(ms []*kvapi.ReplicaAddress) []*kvapi.ReplicaAddress {
+	if ms == nil {
+		return nil
+	}
+	out := make([]*kvapi.ReplicaAddress, len(ms))
+	for i, m := range ms {
+		if m != nil {
+			cp := *m
+			out[i] = &cp
+		}
+	}
+	return out
+}
+
+// sortedMembers copies a member list sorted by id.
+func sortedMembers(ms []*kvapi.ReplicaAddress) []*kvapi.ReplicaAddress {
+	out := cloneMembers(ms)
+	slices.SortFunc(out, func(a, b *kvapi.ReplicaAddress) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }

@@ -126,7 +126,7 @@ type node struct {
 	joining        bool
 	coreConfig     peer.Config // how to make a core for a new configuration
 	storagePath    string
-	fileList       []replicas.Replica // this replica's replicas file: how it reaches the members it lists
+	fileList       []replicas.Replica       // this replica's replicas file: how it reaches the members it lists
 	links          func([]replicas.Replica) // makes sure the sender can reach these replicas
 	reconfigs      chan *reconfigRequest
 	reconfigSlot   uint64 // slot of the change this leader proposed, 0 if none

@@ -25,4 +25,9 @@
 // Get is linearizable: it is served by the leader, found by following NotLeader.
 // GetStale is answered by the first reachable endpoint in Config.Endpoints order from
 // its local copy, which may lag behind.
+//
+// Reconfigure changes the cluster's members. It goes to the leader like a write,
+// but a request the leader may have acted on is never sent again: Unavailable or a
+// connection lost after sending is returned at once, and the caller reads the
+// replicas' status to learn which configuration is in force before asking again.
 package client

@@ -27,6 +27,11 @@ const (
 	toLeader route = iota
 	// toAny tries the endpoints in their configured order: stale reads.
 	toAny
+	// toLeaderOnce is toLeader for a request the caller must see fail rather
+	// than have it sent again once a replica may have acted on it: Unavailable,
+	// or a failure after the connection was open, ends the operation at once
+	// (reconfigure, whose caller reads the cluster's status before asking again).
+	toLeaderOnce
 )
 
 // callFunc performs one attempt of an operation on a connection.
@@ -48,7 +53,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 
 	eps := c.cfg.Endpoints
 	addr := ""
-	if rt == toLeader {
+	if rt != toAny {
 		addr = c.Leader()
 	}
 	// next is the index in eps of the endpoint to try after a failure.
@@ -67,7 +72,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 	for {
 		sent, err := c.attempt(ctx, addr, call)
 		if err == nil {
-			if rt == toLeader {
+			if rt != toAny {
 				c.noteLeader(addr)
 			}
 			return maybeApplied, nil
@@ -118,12 +123,18 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 			maybeApplied = true
 			c.forgetLeader(addr)
 			lastErr = fmt.Errorf("Unavailable: %s", unavailable.GetMessage())
+			if rt == toLeaderOnce {
+				return maybeApplied, fmt.Errorf("%s at %s: %w: %s", op, addr, ErrUnavailable, unavailable.GetMessage())
+			}
 		default:
 			// A dial failure, a lost or timed-out connection, or an unexpected
 			// exception: the next endpoint may do better.
 			maybeApplied = maybeApplied || sent
 			c.forgetLeader(addr)
 			lastErr = err
+			if rt == toLeaderOnce && sent {
+				return maybeApplied, fmt.Errorf("%s at %s: %w: %v", op, addr, ErrUnavailable, err)
+			}
 		}
 		lastAddr = addr
 		c.log.Debug("attempt failed", "op", op, "addr", addr, "err", lastErr)

@@ -33,6 +33,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Description: "Global options go before the command. put and delete print nothing on success;\n" +
 			"get prints the value and a newline.\n" +
 			"For backups and checks: 'ballot snapshot save FILE' and 'ballot digest'.\n" +
+			"To change the members: edit the replicas file and run 'ballot reconfigure'.\n" +
 			"Exit codes: 0 success, 1 key not found, 2 usage error, 3 other failure.",
 		HideVersion: true,
 		Writer:      stdout,
@@ -95,6 +96,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			},
 			digestCommand(),
 			snapshotCommand(),
+			reconfigureCommand(),
 			benchCommand(),
 		},
 		OnUsageError: onUsageError,

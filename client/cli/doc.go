@@ -1,5 +1,5 @@
-// Package cli is the ballot command line: put, get, delete, status, digest and
-// snapshot save against a Ballot cluster, built on package client.
+// Package cli is the ballot command line: put, get, delete, status, digest,
+// snapshot save and reconfigure against a Ballot cluster, built on package client.
 //
 // Usage:
 //
@@ -9,6 +9,7 @@
 //	ballot [global options] status [--json]
 //	ballot [global options] digest [--json]
 //	ballot [global options] snapshot save FILE
+//	ballot [global options] reconfigure [--dry-run] [--json] [--current FILE] [--catch-up-timeout D]
 //
 // Global options come before the command: --replicas FILE (default ./replicas.txt,
 // env BALLOT_REPLICAS), --endpoints host:port,... (env BALLOT_ENDPOINTS; overrides
@@ -21,6 +22,10 @@
 // differ. snapshot save writes a fresh snapshot of the leader's store to FILE.tmp,
 // checks it against its SHA-256, syncs it, renames it to FILE and prints
 // "saved snapshot at slot N: S bytes, sha256 HEX"; on failure FILE is untouched.
+// reconfigure makes the members those of the replicas file in single-member steps,
+// printing "epoch N: added 4 (host:port) -> members 1,2,3,4" or "epoch N: removed 1
+// -> members 2,3,4" per step; it starts from the configuration the cluster has
+// committed, so after a failure running it again resumes.
 // Exit codes:
 //
 //	0  success (status, digest: at least one replica answered)

@@ -151,7 +151,8 @@ func reconfigure(c *cli.Context) error {
 		return failure(fmt.Errorf("reconfigure from epoch %d (members %s): %w%s",
 			cur.epoch, joinIDs(ids(cur.members)), err, hint))
 	}
-	if len(unknown) == 1 {
+	if len(unknown) == 1 && slices.ContainsFunc(steps, func(st step) bool { return st.Action == actionAdd }) {
+		// The order differs from the usual one: say why, and how to avoid it.
 		fmt.Fprintf(c.App.ErrWriter, "ballot: replica %d of configuration %d is not in %s and its addresses are unknown, "+
 			"so it is removed first; to add before removing, give its addresses with --current FILE\n", unknown[0], cur.epoch, t.source)
 	}

@@ -363,6 +363,14 @@ func TestReconfigureReplacesOne(t *testing.T) {
 	if want := "replica 3 of configuration 1 is not in " + path; !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "--current") {
 		t.Errorf("stderr %q lacks %q and the --current hint", r.stderr, want)
 	}
+
+	// Removing one member needs no addresses but those of the members that stay.
+	fc = startCluster(t, 3, 1, 1, 2, 3)
+	r = run(t, "", "--replicas", fc.file(1, 2), "reconfigure")
+	if r.code != 0 || strings.Contains(r.stderr, "removed first") {
+		t.Fatalf("reconfigure removing one member: %v; want no note on the order", r)
+	}
+	checkLines(t, r.stdout, "epoch 2: removed 3 -> members 1,2", "configuration epoch 2: members 1,2")
 }
 
 func TestReconfigureNothingToChange(t *testing.T) {

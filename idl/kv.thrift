@@ -96,6 +96,13 @@ struct WriteResult {
   2: bool existed
 }
 
+/** One replica of a configuration: a line of replicas.txt. */
+struct ReplicaAddress {
+  1: i64 id
+  2: string client_addr
+  3: string peer_addr
+}
+
 /** One replica's view of itself, for operators and `ballot status`. */
 struct ReplicaStatus {
   /** This replica's id in replicas.txt. */
@@ -130,6 +137,8 @@ struct ReplicaStatus {
   15: i64 config_epoch
   /** Whether this replica is a member of that configuration. */
   16: bool member
+  /** That configuration's members with the addresses it records. */
+  17: list<ReplicaAddress> member_addresses
 }
 
 /**
@@ -164,12 +173,6 @@ struct BackupChunk {
   5: binary data
 }
 
-/** One replica of a configuration: a line of replicas.txt. */
-struct ReplicaAddress {
-  1: i64 id
-  2: string client_addr
-  3: string peer_addr
-}
 
 /** The configuration a reconfigure call committed. */
 struct ReconfigureResult {

@@ -161,22 +161,23 @@ func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 		members = append(members, int64(m))
 	}
 	return &kvapi.ReplicaStatus{
-		ID:            int64(h.self.ID),
-		ClientAddr:    h.self.ClientAddr,
-		PeerAddr:      h.self.PeerAddr,
-		IsLeader:      st.IsLeader,
-		LeaderID:      int64(st.Leader),
-		Ballot:        st.Promised.String(),
-		Applied:       int64(h.store.Applied()),
-		Chosen:        int64(st.Chosen),
-		LogEntries:    int64(h.store.LogEntries()),
-		Keys:          int64(h.store.Keys()),
-		Members:       members,
-		SnapshotIndex: int64(h.snaps.Latest().Index),
-		Compacted:     int64(st.Compacted),
-		DiskBytes:     dirBytes(h.dataDir),
-		ConfigEpoch:   int64(ns.mem.epoch),
-		Member:        ns.member,
+		ID:              int64(h.self.ID),
+		ClientAddr:      h.self.ClientAddr,
+		PeerAddr:        h.self.PeerAddr,
+		IsLeader:        st.IsLeader,
+		LeaderID:        int64(st.Leader),
+		Ballot:          st.Promised.String(),
+		Applied:         int64(h.store.Applied()),
+		Chosen:          int64(st.Chosen),
+		LogEntries:      int64(h.store.LogEntries()),
+		Keys:            int64(h.store.Keys()),
+		Members:         members,
+		SnapshotIndex:   int64(h.snaps.Latest().Index),
+		Compacted:       int64(st.Compacted),
+		DiskBytes:       dirBytes(h.dataDir),
+		ConfigEpoch:     int64(ns.mem.epoch),
+		Member:          ns.member,
+		MemberAddresses: h.committedAddresses(),
 	}, nil
 }
 
@@ -265,4 +266,22 @@ func checkMembers(members []*kvapi.ReplicaAddress) ([]replicas.Replica, error) {
 	}
 	slices.SortFunc(out, func(a, b replicas.Replica) int { return compareIDs(a.ID, b.ID) })
 	return out, nil
+}
+
+// committedAddresses lists the committed configuration's members with the
+// addresses it records (not this replica's file's), for tools that plan changes.
+func (h *kvHandler) committedAddresses() []*kvapi.ReplicaAddress {
+	data, err := h.store.Config()
+	if err != nil || data == nil {
+		return nil
+	}
+	m, err := decodeMembership(data)
+	if err != nil {
+		return nil
+	}
+	out := make([]*kvapi.ReplicaAddress, 0, len(m.members))
+	for _, r := range m.members {
+		out = append(out, &kvapi.ReplicaAddress{ID: int64(r.ID), ClientAddr: r.ClientAddr, PeerAddr: r.PeerAddr})
+	}
+	return out
 }

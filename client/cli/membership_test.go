@@ -32,3 +32,25 @@ func TestMembershipNotes(t *testing.T) {
 		t.Errorf("with --endpoints, notes %q", n)
 	}
 }
+
+// The addresses the committed configuration records (status member_addresses)
+// name members that neither answered nor are in any file, so dropping several
+// members needs no --current file.
+func TestCommittedConfigUsesRecordedAddresses(t *testing.T) {
+	rows := []replicaStatus{
+		{ID: 1, Up: true, ClientAddr: "a:1", PeerAddr: "a:2", ConfigEpoch: 4, Member: true, Members: []int64{1, 7, 8},
+			MemberAddresses: []memberAddress{{1, "a:1", "a:2"}, {7, "g:1", "g:2"}, {8, "h:1", "h:2"}}},
+	}
+	cur, err := committedConfig(rows, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cur.members {
+		if m.ClientAddr == "" || m.PeerAddr == "" {
+			t.Fatalf("member %d has no address: %+v", m.ID, cur.members)
+		}
+	}
+	if cur.members[1].ClientAddr != "g:1" || cur.members[2].PeerAddr != "h:2" {
+		t.Fatalf("members %+v: want the recorded addresses", cur.members)
+	}
+}

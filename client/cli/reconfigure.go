@@ -308,17 +308,19 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // committedConfig finds the configuration the cluster has committed: the
 // highest config epoch a replica that answered reports, with its members' ids.
-// A member's addresses are those it reported itself, else those of the
-// --current file (known), else those of the wanted file, else unknown.
+// A member's addresses are those it reported itself, else those the
+// configuration records (status member_addresses), else those of the --current
+// file (known), else those of the wanted file, else unknown.
 func committedConfig(rows []replicaStatus, wanted, known []replicas.Replica) (committed, error) {
 	var cur committed
 	var memberIDs []int64
+	var recorded []memberAddress // the addresses the configuration itself records
 	up := 0
 	for _, r := range rows {
 		if r.Up {
 			up++
 			if r.ConfigEpoch > 0 && uint64(r.ConfigEpoch) > cur.epoch {
-				cur.epoch, memberIDs = uint64(r.ConfigEpoch), r.Members
+				cur.epoch, memberIDs, recorded = uint64(r.ConfigEpoch), r.Members, r.MemberAddresses
 			}
 		}
 	}
@@ -346,6 +348,8 @@ func committedConfig(rows []replicaStatus, wanted, known []replicas.Replica) (co
 			if _, keep := replicas.Find(wanted, m.ID); keep && uint64(rows[self].ConfigEpoch) < cur.epoch {
 				cur.lagging = append(cur.lagging, m)
 			}
+		} else if i := slices.IndexFunc(recorded, func(a memberAddress) bool { return uint64(a.ID) == m.ID }); i >= 0 {
+			m.ClientAddr, m.PeerAddr = recorded[i].ClientAddr, recorded[i].PeerAddr
 		} else if r, ok := replicas.Find(known, m.ID); ok {
 			m.ClientAddr, m.PeerAddr = r.ClientAddr, r.PeerAddr
 		} else if r, ok := replicas.Find(wanted, m.ID); ok {

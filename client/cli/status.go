@@ -37,9 +37,12 @@ type replicaStatus struct {
 	DiskBytes int64 `json:"disk_bytes"`
 	// ConfigEpoch is the epoch of the committed configuration the replica
 	// follows, and Member whether it is a member of it.
-	ConfigEpoch int64  `json:"config_epoch"`
-	Member      bool   `json:"member"`
-	Error       string `json:"error,omitempty"`
+	ConfigEpoch int64 `json:"config_epoch"`
+	Member      bool  `json:"member"`
+	// MemberAddresses are the committed configuration's members with the
+	// addresses it records.
+	MemberAddresses []memberAddress `json:"member_addresses,omitempty"`
+	Error           string          `json:"error,omitempty"`
 }
 
 // status asks every replica for its status at once, each within the timeout, and
@@ -128,6 +131,11 @@ func queryStatus(ctx context.Context, ask statusFunc, r replicas.Replica) replic
 	row.DiskBytes = st.DiskBytes
 	row.ConfigEpoch = st.ConfigEpoch
 	row.Member = st.Member
+	for _, m := range st.MemberAddresses {
+		if m != nil {
+			row.MemberAddresses = append(row.MemberAddresses, memberAddress{ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr})
+		}
+	}
 	return row
 }
 
@@ -229,4 +237,11 @@ func membershipNotes(rows []replicaStatus, source string) []string {
 		}
 	}
 	return notes
+}
+
+// memberAddress is one member of a committed configuration in status --json.
+type memberAddress struct {
+	ID         int64  `json:"id"`
+	ClientAddr string `json:"client_addr"`
+	PeerAddr   string `json:"peer_addr"`
 }

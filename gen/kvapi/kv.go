@@ -960,6 +960,183 @@ func (p *WriteResult_) String() string {
   return fmt.Sprintf("WriteResult_(%+v)", *p)
 }
 
+// One replica of a configuration: a line of replicas.txt.
+// 
+// Attributes:
+//  - ID
+//  - ClientAddr
+//  - PeerAddr
+type ReplicaAddress struct {
+  ID int64 `thrift:"id,1" db:"id" json:"id"`
+  ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
+  PeerAddr string `thrift:"peer_addr,3" db:"peer_addr" json:"peer_addr"`
+}
+
+func NewReplicaAddress() *ReplicaAddress {
+  return &ReplicaAddress{}
+}
+
+
+func (p *ReplicaAddress) GetID() int64 {
+  return p.ID
+}
+
+func (p *ReplicaAddress) GetClientAddr() string {
+  return p.ClientAddr
+}
+
+func (p *ReplicaAddress) GetPeerAddr() string {
+  return p.PeerAddr
+}
+func (p *ReplicaAddress) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *ReplicaAddress)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.ID = v
+}
+  return nil
+}
+
+func (p *ReplicaAddress)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.ClientAddr = v
+}
+  return nil
+}
+
+func (p *ReplicaAddress)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.PeerAddr = v
+}
+  return nil
+}
+
+func (p *ReplicaAddress) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "ReplicaAddress"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *ReplicaAddress) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "id", thrift.I64, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:id: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.ID)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.id (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:id: ", p), err) }
+  return err
+}
+
+func (p *ReplicaAddress) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "client_addr", thrift.STRING, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:client_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.ClientAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.client_addr (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:client_addr: ", p), err) }
+  return err
+}
+
+func (p *ReplicaAddress) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "peer_addr", thrift.STRING, 3); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:peer_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.PeerAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.peer_addr (3) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:peer_addr: ", p), err) }
+  return err
+}
+
+func (p *ReplicaAddress) Equals(other *ReplicaAddress) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.ID != other.ID { return false }
+  if p.ClientAddr != other.ClientAddr { return false }
+  if p.PeerAddr != other.PeerAddr { return false }
+  return true
+}
+
+func (p *ReplicaAddress) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("ReplicaAddress(%+v)", *p)
+}
+
 // One replica's view of itself, for operators and `ballot status`.
 // 
 // Attributes:
@@ -979,6 +1156,7 @@ func (p *WriteResult_) String() string {
 //  - DiskBytes: Bytes of this replica's data directory (log, store and snapshots).
 //  - ConfigEpoch: Epoch of the committed configuration this replica follows (members lists its ids).
 //  - Member: Whether this replica is a member of that configuration.
+//  - MemberAddresses: That configuration's members with the addresses it records.
 type ReplicaStatus struct {
   ID int64 `thrift:"id,1" db:"id" json:"id"`
   ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
@@ -996,6 +1174,7 @@ type ReplicaStatus struct {
   DiskBytes int64 `thrift:"disk_bytes,14" db:"disk_bytes" json:"disk_bytes"`
   ConfigEpoch int64 `thrift:"config_epoch,15" db:"config_epoch" json:"config_epoch"`
   Member bool `thrift:"member,16" db:"member" json:"member"`
+  MemberAddresses []*ReplicaAddress `thrift:"member_addresses,17" db:"member_addresses" json:"member_addresses"`
 }
 
 func NewReplicaStatus() *ReplicaStatus {
@@ -1065,6 +1244,10 @@ func (p *ReplicaStatus) GetConfigEpoch() int64 {
 
 func (p *ReplicaStatus) GetMember() bool {
   return p.Member
+}
+
+func (p *ReplicaStatus) GetMemberAddresses() []*ReplicaAddress {
+  return p.MemberAddresses
 }
 func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error {
   if _, err := iprot.ReadStructBegin(ctx); err != nil {
@@ -1232,6 +1415,16 @@ func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error 
     case 16:
       if fieldTypeId == thrift.BOOL {
         if err := p.ReadField16(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 17:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField17(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1411,6 +1604,26 @@ func (p *ReplicaStatus)  ReadField16(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *ReplicaStatus)  ReadField17(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]*ReplicaAddress, 0, size)
+  p.MemberAddresses =  tSlice
+  for i := 0; i < size; i ++ {
+    _elem1 := &ReplicaAddress{}
+    if err := _elem1.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem1), err)
+    }
+    p.MemberAddresses = append(p.MemberAddresses, _elem1)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
 func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ReplicaStatus"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1431,6 +1644,7 @@ func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error
     if err := p.writeField14(ctx, oprot); err != nil { return err }
     if err := p.writeField15(ctx, oprot); err != nil { return err }
     if err := p.writeField16(ctx, oprot); err != nil { return err }
+    if err := p.writeField17(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1607,6 +1821,25 @@ func (p *ReplicaStatus) writeField16(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ReplicaStatus) writeField17(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "member_addresses", thrift.LIST, 17); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 17:member_addresses: ", p), err) }
+  if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.MemberAddresses)); err != nil {
+    return thrift.PrependError("error writing list begin: ", err)
+  }
+  for _, v := range p.MemberAddresses {
+    if err := v.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+    }
+  }
+  if err := oprot.WriteListEnd(ctx); err != nil {
+    return thrift.PrependError("error writing list end: ", err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 17:member_addresses: ", p), err) }
+  return err
+}
+
 func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
   if p == other {
     return true
@@ -1625,14 +1858,19 @@ func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
   if p.Keys != other.Keys { return false }
   if len(p.Members) != len(other.Members) { return false }
   for i, _tgt := range p.Members {
-    _src1 := other.Members[i]
-    if _tgt != _src1 { return false }
+    _src2 := other.Members[i]
+    if _tgt != _src2 { return false }
   }
   if p.SnapshotIndex != other.SnapshotIndex { return false }
   if p.Compacted != other.Compacted { return false }
   if p.DiskBytes != other.DiskBytes { return false }
   if p.ConfigEpoch != other.ConfigEpoch { return false }
   if p.Member != other.Member { return false }
+  if len(p.MemberAddresses) != len(other.MemberAddresses) { return false }
+  for i, _tgt := range p.MemberAddresses {
+    _src3 := other.MemberAddresses[i]
+    if !_tgt.Equals(_src3) { return false }
+  }
   return true
 }
 
@@ -2075,183 +2313,6 @@ func (p *BackupChunk) String() string {
   return fmt.Sprintf("BackupChunk(%+v)", *p)
 }
 
-// One replica of a configuration: a line of replicas.txt.
-// 
-// Attributes:
-//  - ID
-//  - ClientAddr
-//  - PeerAddr
-type ReplicaAddress struct {
-  ID int64 `thrift:"id,1" db:"id" json:"id"`
-  ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
-  PeerAddr string `thrift:"peer_addr,3" db:"peer_addr" json:"peer_addr"`
-}
-
-func NewReplicaAddress() *ReplicaAddress {
-  return &ReplicaAddress{}
-}
-
-
-func (p *ReplicaAddress) GetID() int64 {
-  return p.ID
-}
-
-func (p *ReplicaAddress) GetClientAddr() string {
-  return p.ClientAddr
-}
-
-func (p *ReplicaAddress) GetPeerAddr() string {
-  return p.PeerAddr
-}
-func (p *ReplicaAddress) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
-
-
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 1:
-      if fieldTypeId == thrift.I64 {
-        if err := p.ReadField1(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    case 2:
-      if fieldTypeId == thrift.STRING {
-        if err := p.ReadField2(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    case 3:
-      if fieldTypeId == thrift.STRING {
-        if err := p.ReadField3(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  return nil
-}
-
-func (p *ReplicaAddress)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadI64(ctx); err != nil {
-  return thrift.PrependError("error reading field 1: ", err)
-} else {
-  p.ID = v
-}
-  return nil
-}
-
-func (p *ReplicaAddress)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadString(ctx); err != nil {
-  return thrift.PrependError("error reading field 2: ", err)
-} else {
-  p.ClientAddr = v
-}
-  return nil
-}
-
-func (p *ReplicaAddress)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadString(ctx); err != nil {
-  return thrift.PrependError("error reading field 3: ", err)
-} else {
-  p.PeerAddr = v
-}
-  return nil
-}
-
-func (p *ReplicaAddress) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "ReplicaAddress"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField1(ctx, oprot); err != nil { return err }
-    if err := p.writeField2(ctx, oprot); err != nil { return err }
-    if err := p.writeField3(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
-}
-
-func (p *ReplicaAddress) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "id", thrift.I64, 1); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:id: ", p), err) }
-  if err := oprot.WriteI64(ctx, int64(p.ID)); err != nil {
-  return thrift.PrependError(fmt.Sprintf("%T.id (1) field write error: ", p), err) }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:id: ", p), err) }
-  return err
-}
-
-func (p *ReplicaAddress) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "client_addr", thrift.STRING, 2); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:client_addr: ", p), err) }
-  if err := oprot.WriteString(ctx, string(p.ClientAddr)); err != nil {
-  return thrift.PrependError(fmt.Sprintf("%T.client_addr (2) field write error: ", p), err) }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:client_addr: ", p), err) }
-  return err
-}
-
-func (p *ReplicaAddress) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "peer_addr", thrift.STRING, 3); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:peer_addr: ", p), err) }
-  if err := oprot.WriteString(ctx, string(p.PeerAddr)); err != nil {
-  return thrift.PrependError(fmt.Sprintf("%T.peer_addr (3) field write error: ", p), err) }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 3:peer_addr: ", p), err) }
-  return err
-}
-
-func (p *ReplicaAddress) Equals(other *ReplicaAddress) bool {
-  if p == other {
-    return true
-  } else if p == nil || other == nil {
-    return false
-  }
-  if p.ID != other.ID { return false }
-  if p.ClientAddr != other.ClientAddr { return false }
-  if p.PeerAddr != other.PeerAddr { return false }
-  return true
-}
-
-func (p *ReplicaAddress) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("ReplicaAddress(%+v)", *p)
-}
-
 // The configuration a reconfigure call committed.
 // 
 // Attributes:
@@ -2364,11 +2425,11 @@ func (p *ReconfigureResult_)  ReadField3(ctx context.Context, iprot thrift.TProt
   tSlice := make([]*ReplicaAddress, 0, size)
   p.Members =  tSlice
   for i := 0; i < size; i ++ {
-    _elem2 := &ReplicaAddress{}
-    if err := _elem2.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem2), err)
+    _elem4 := &ReplicaAddress{}
+    if err := _elem4.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem4), err)
     }
-    p.Members = append(p.Members, _elem2)
+    p.Members = append(p.Members, _elem4)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -2440,8 +2501,8 @@ func (p *ReconfigureResult_) Equals(other *ReconfigureResult_) bool {
   if p.Slot != other.Slot { return false }
   if len(p.Members) != len(other.Members) { return false }
   for i, _tgt := range p.Members {
-    _src3 := other.Members[i]
-    if !_tgt.Equals(_src3) { return false }
+    _src5 := other.Members[i]
+    if !_tgt.Equals(_src5) { return false }
   }
   return true
 }
@@ -2600,29 +2661,29 @@ func (p *KVClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
 //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 //  - Consistency: LINEARIZABLE (the default, served by the leader) or STALE (any replica).
 func (p *KVClient) Get(ctx context.Context, key string, consistency Consistency) (_r *GetResult_, _err error) {
-  var _args4 KVGetArgs
-  _args4.Key = key
-  _args4.Consistency = consistency
-  var _result6 KVGetResult
-  var _meta5 thrift.ResponseMeta
-  _meta5, _err = p.Client_().Call(ctx, "get", &_args4, &_result6)
-  p.SetLastResponseMeta_(_meta5)
+  var _args6 KVGetArgs
+  _args6.Key = key
+  _args6.Consistency = consistency
+  var _result8 KVGetResult
+  var _meta7 thrift.ResponseMeta
+  _meta7, _err = p.Client_().Call(ctx, "get", &_args6, &_result8)
+  p.SetLastResponseMeta_(_meta7)
   if _err != nil {
     return
   }
   switch {
-  case _result6.NotFound!= nil:
-    return _r, _result6.NotFound
-  case _result6.NotLeader!= nil:
-    return _r, _result6.NotLeader
-  case _result6.Unavailable!= nil:
-    return _r, _result6.Unavailable
-  case _result6.Invalid!= nil:
-    return _r, _result6.Invalid
+  case _result8.NotFound!= nil:
+    return _r, _result8.NotFound
+  case _result8.NotLeader!= nil:
+    return _r, _result8.NotLeader
+  case _result8.Unavailable!= nil:
+    return _r, _result8.Unavailable
+  case _result8.Invalid!= nil:
+    return _r, _result8.Invalid
   }
 
-  if _ret7 := _result6.GetSuccess(); _ret7 != nil {
-    return _ret7, nil
+  if _ret9 := _result8.GetSuccess(); _ret9 != nil {
+    return _ret9, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "get failed: unknown result")
 }
@@ -2646,29 +2707,29 @@ func (p *KVClient) Get(ctx context.Context, key string, consistency Consistency)
 //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 //  - Value: 0..MAX_VALUE_BYTES bytes, stored as given.
 func (p *KVClient) Put(ctx context.Context, client_id int64, seq int64, key string, value []byte) (_r *WriteResult_, _err error) {
-  var _args8 KVPutArgs
-  _args8.ClientID = client_id
-  _args8.Seq = seq
-  _args8.Key = key
-  _args8.Value = value
-  var _result10 KVPutResult
-  var _meta9 thrift.ResponseMeta
-  _meta9, _err = p.Client_().Call(ctx, "put", &_args8, &_result10)
-  p.SetLastResponseMeta_(_meta9)
+  var _args10 KVPutArgs
+  _args10.ClientID = client_id
+  _args10.Seq = seq
+  _args10.Key = key
+  _args10.Value = value
+  var _result12 KVPutResult
+  var _meta11 thrift.ResponseMeta
+  _meta11, _err = p.Client_().Call(ctx, "put", &_args10, &_result12)
+  p.SetLastResponseMeta_(_meta11)
   if _err != nil {
     return
   }
   switch {
-  case _result10.NotLeader!= nil:
-    return _r, _result10.NotLeader
-  case _result10.Unavailable!= nil:
-    return _r, _result10.Unavailable
-  case _result10.Invalid!= nil:
-    return _r, _result10.Invalid
+  case _result12.NotLeader!= nil:
+    return _r, _result12.NotLeader
+  case _result12.Unavailable!= nil:
+    return _r, _result12.Unavailable
+  case _result12.Invalid!= nil:
+    return _r, _result12.Invalid
   }
 
-  if _ret11 := _result10.GetSuccess(); _ret11 != nil {
-    return _ret11, nil
+  if _ret13 := _result12.GetSuccess(); _ret13 != nil {
+    return _ret13, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "put failed: unknown result")
 }
@@ -2681,44 +2742,44 @@ func (p *KVClient) Put(ctx context.Context, client_id int64, seq int64, key stri
 //  - Seq: As for put: one more than the writer's previous write, reused on retry.
 //  - Key: 1..MAX_KEY_BYTES bytes of UTF-8.
 func (p *KVClient) Remove(ctx context.Context, client_id int64, seq int64, key string) (_r *WriteResult_, _err error) {
-  var _args12 KVRemoveArgs
-  _args12.ClientID = client_id
-  _args12.Seq = seq
-  _args12.Key = key
-  var _result14 KVRemoveResult
-  var _meta13 thrift.ResponseMeta
-  _meta13, _err = p.Client_().Call(ctx, "remove", &_args12, &_result14)
-  p.SetLastResponseMeta_(_meta13)
+  var _args14 KVRemoveArgs
+  _args14.ClientID = client_id
+  _args14.Seq = seq
+  _args14.Key = key
+  var _result16 KVRemoveResult
+  var _meta15 thrift.ResponseMeta
+  _meta15, _err = p.Client_().Call(ctx, "remove", &_args14, &_result16)
+  p.SetLastResponseMeta_(_meta15)
   if _err != nil {
     return
   }
   switch {
-  case _result14.NotLeader!= nil:
-    return _r, _result14.NotLeader
-  case _result14.Unavailable!= nil:
-    return _r, _result14.Unavailable
-  case _result14.Invalid!= nil:
-    return _r, _result14.Invalid
+  case _result16.NotLeader!= nil:
+    return _r, _result16.NotLeader
+  case _result16.Unavailable!= nil:
+    return _r, _result16.Unavailable
+  case _result16.Invalid!= nil:
+    return _r, _result16.Invalid
   }
 
-  if _ret15 := _result14.GetSuccess(); _ret15 != nil {
-    return _ret15, nil
+  if _ret17 := _result16.GetSuccess(); _ret17 != nil {
+    return _ret17, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "remove failed: unknown result")
 }
 
 // This replica's status; answered locally by every replica, leader or not.
 func (p *KVClient) Status(ctx context.Context) (_r *ReplicaStatus, _err error) {
-  var _args16 KVStatusArgs
-  var _result18 KVStatusResult
-  var _meta17 thrift.ResponseMeta
-  _meta17, _err = p.Client_().Call(ctx, "status", &_args16, &_result18)
-  p.SetLastResponseMeta_(_meta17)
+  var _args18 KVStatusArgs
+  var _result20 KVStatusResult
+  var _meta19 thrift.ResponseMeta
+  _meta19, _err = p.Client_().Call(ctx, "status", &_args18, &_result20)
+  p.SetLastResponseMeta_(_meta19)
   if _err != nil {
     return
   }
-  if _ret19 := _result18.GetSuccess(); _ret19 != nil {
-    return _ret19, nil
+  if _ret21 := _result20.GetSuccess(); _ret21 != nil {
+    return _ret21, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "status failed: unknown result")
 }
@@ -2730,21 +2791,21 @@ func (p *KVClient) Status(ctx context.Context) (_r *ReplicaStatus, _err error) {
 // Throws Unavailable when the replica cannot read its store now (it is starting
 // or stopping): retry later or ask another replica.
 func (p *KVClient) Digest(ctx context.Context) (_r *Digest, _err error) {
-  var _args20 KVDigestArgs
-  var _result22 KVDigestResult
-  var _meta21 thrift.ResponseMeta
-  _meta21, _err = p.Client_().Call(ctx, "digest", &_args20, &_result22)
-  p.SetLastResponseMeta_(_meta21)
+  var _args22 KVDigestArgs
+  var _result24 KVDigestResult
+  var _meta23 thrift.ResponseMeta
+  _meta23, _err = p.Client_().Call(ctx, "digest", &_args22, &_result24)
+  p.SetLastResponseMeta_(_meta23)
   if _err != nil {
     return
   }
   switch {
-  case _result22.Unavailable!= nil:
-    return _r, _result22.Unavailable
+  case _result24.Unavailable!= nil:
+    return _r, _result24.Unavailable
   }
 
-  if _ret23 := _result22.GetSuccess(); _ret23 != nil {
-    return _ret23, nil
+  if _ret25 := _result24.GetSuccess(); _ret25 != nil {
+    return _ret25, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "digest failed: unknown result")
 }
@@ -2767,26 +2828,26 @@ func (p *KVClient) Digest(ctx context.Context) (_r *Digest, _err error) {
 //  - Offset: Byte offset to read from: 0 with index 0, then the bytes received so far.
 //  - MaxBytes: Most bytes to return, at least 1; the replica returns at most MAX_VALUE_BYTES.
 func (p *KVClient) Backup(ctx context.Context, index int64, offset int64, max_bytes int32) (_r *BackupChunk, _err error) {
-  var _args24 KVBackupArgs
-  _args24.Index = index
-  _args24.Offset = offset
-  _args24.MaxBytes = max_bytes
-  var _result26 KVBackupResult
-  var _meta25 thrift.ResponseMeta
-  _meta25, _err = p.Client_().Call(ctx, "backup", &_args24, &_result26)
-  p.SetLastResponseMeta_(_meta25)
+  var _args26 KVBackupArgs
+  _args26.Index = index
+  _args26.Offset = offset
+  _args26.MaxBytes = max_bytes
+  var _result28 KVBackupResult
+  var _meta27 thrift.ResponseMeta
+  _meta27, _err = p.Client_().Call(ctx, "backup", &_args26, &_result28)
+  p.SetLastResponseMeta_(_meta27)
   if _err != nil {
     return
   }
   switch {
-  case _result26.Unavailable!= nil:
-    return _r, _result26.Unavailable
-  case _result26.Invalid!= nil:
-    return _r, _result26.Invalid
+  case _result28.Unavailable!= nil:
+    return _r, _result28.Unavailable
+  case _result28.Invalid!= nil:
+    return _r, _result28.Invalid
   }
 
-  if _ret27 := _result26.GetSuccess(); _ret27 != nil {
-    return _ret27, nil
+  if _ret29 := _result28.GetSuccess(); _ret29 != nil {
+    return _ret29, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "backup failed: unknown result")
 }
@@ -2810,26 +2871,26 @@ func (p *KVClient) Backup(ctx context.Context, index int64, offset int64, max_by
 // Parameters:
 //  - Members
 func (p *KVClient) Reconfigure(ctx context.Context, members []*ReplicaAddress) (_r *ReconfigureResult_, _err error) {
-  var _args28 KVReconfigureArgs
-  _args28.Members = members
-  var _result30 KVReconfigureResult
-  var _meta29 thrift.ResponseMeta
-  _meta29, _err = p.Client_().Call(ctx, "reconfigure", &_args28, &_result30)
-  p.SetLastResponseMeta_(_meta29)
+  var _args30 KVReconfigureArgs
+  _args30.Members = members
+  var _result32 KVReconfigureResult
+  var _meta31 thrift.ResponseMeta
+  _meta31, _err = p.Client_().Call(ctx, "reconfigure", &_args30, &_result32)
+  p.SetLastResponseMeta_(_meta31)
   if _err != nil {
     return
   }
   switch {
-  case _result30.NotLeader!= nil:
-    return _r, _result30.NotLeader
-  case _result30.Unavailable!= nil:
-    return _r, _result30.Unavailable
-  case _result30.Invalid!= nil:
-    return _r, _result30.Invalid
+  case _result32.NotLeader!= nil:
+    return _r, _result32.NotLeader
+  case _result32.Unavailable!= nil:
+    return _r, _result32.Unavailable
+  case _result32.Invalid!= nil:
+    return _r, _result32.Invalid
   }
 
-  if _ret31 := _result30.GetSuccess(); _ret31 != nil {
-    return _ret31, nil
+  if _ret33 := _result32.GetSuccess(); _ret33 != nil {
+    return _ret33, nil
   }
   return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "reconfigure failed: unknown result")
 }
@@ -2854,15 +2915,15 @@ func (p *KVProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
 
 func NewKVProcessor(handler KV) *KVProcessor {
 
-  self32 := &KVProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self32.processorMap["get"] = &kVProcessorGet{handler:handler}
-  self32.processorMap["put"] = &kVProcessorPut{handler:handler}
-  self32.processorMap["remove"] = &kVProcessorRemove{handler:handler}
-  self32.processorMap["status"] = &kVProcessorStatus{handler:handler}
-  self32.processorMap["digest"] = &kVProcessorDigest{handler:handler}
-  self32.processorMap["backup"] = &kVProcessorBackup{handler:handler}
-  self32.processorMap["reconfigure"] = &kVProcessorReconfigure{handler:handler}
-return self32
+  self34 := &KVProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self34.processorMap["get"] = &kVProcessorGet{handler:handler}
+  self34.processorMap["put"] = &kVProcessorPut{handler:handler}
+  self34.processorMap["remove"] = &kVProcessorRemove{handler:handler}
+  self34.processorMap["status"] = &kVProcessorStatus{handler:handler}
+  self34.processorMap["digest"] = &kVProcessorDigest{handler:handler}
+  self34.processorMap["backup"] = &kVProcessorBackup{handler:handler}
+  self34.processorMap["reconfigure"] = &kVProcessorReconfigure{handler:handler}
+return self34
 }
 
 func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -2873,12 +2934,12 @@ func (p *KVProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x33 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x35 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x33.Write(ctx, oprot)
+  x35.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x33
+  return false, x35
 
 }
 
@@ -2887,7 +2948,7 @@ type kVProcessorGet struct {
 }
 
 func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err34 error
+  var _write_err36 error
   args := KVGetArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -2943,21 +3004,21 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc35 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
+      _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err34 = thrift.WrapTException(err2)
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if err2 := _exc35.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-        _write_err34 = thrift.WrapTException(err2)
+      if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-        _write_err34 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-        _write_err34 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+        _write_err36 = thrift.WrapTException(err2)
       }
-      if _write_err34 != nil {
-        return false, thrift.WrapTException(_write_err34)
+      if _write_err36 != nil {
+        return false, thrift.WrapTException(_write_err36)
       }
       return true, err
     }
@@ -2966,19 +3027,19 @@ func (p *kVProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.REPLY, seqId); err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err34 == nil && err2 != nil {
-    _write_err34 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
+    _write_err36 = thrift.WrapTException(err2)
   }
-  if _write_err34 != nil {
-    return false, thrift.WrapTException(_write_err34)
+  if _write_err36 != nil {
+    return false, thrift.WrapTException(_write_err36)
   }
   return true, err
 }
@@ -2988,7 +3049,7 @@ type kVProcessorPut struct {
 }
 
 func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err36 error
+  var _write_err38 error
   args := KVPutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3042,21 +3103,21 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc37 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
+      _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if err2 := _exc37.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+      if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-        _write_err36 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+        _write_err38 = thrift.WrapTException(err2)
       }
-      if _write_err36 != nil {
-        return false, thrift.WrapTException(_write_err36)
+      if _write_err38 != nil {
+        return false, thrift.WrapTException(_write_err38)
       }
       return true, err
     }
@@ -3065,19 +3126,19 @@ func (p *kVProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.REPLY, seqId); err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err36 == nil && err2 != nil {
-    _write_err36 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
+    _write_err38 = thrift.WrapTException(err2)
   }
-  if _write_err36 != nil {
-    return false, thrift.WrapTException(_write_err36)
+  if _write_err38 != nil {
+    return false, thrift.WrapTException(_write_err38)
   }
   return true, err
 }
@@ -3087,7 +3148,7 @@ type kVProcessorRemove struct {
 }
 
 func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err38 error
+  var _write_err40 error
   args := KVRemoveArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3141,21 +3202,21 @@ func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc39 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing remove: " + err2.Error())
+      _exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing remove: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "remove", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+        _write_err40 = thrift.WrapTException(err2)
       }
-      if err2 := _exc39.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+      if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+        _write_err40 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+        _write_err40 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-        _write_err38 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+        _write_err40 = thrift.WrapTException(err2)
       }
-      if _write_err38 != nil {
-        return false, thrift.WrapTException(_write_err38)
+      if _write_err40 != nil {
+        return false, thrift.WrapTException(_write_err40)
       }
       return true, err
     }
@@ -3164,19 +3225,19 @@ func (p *kVProcessorRemove) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "remove", thrift.REPLY, seqId); err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err38 == nil && err2 != nil {
-    _write_err38 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+    _write_err40 = thrift.WrapTException(err2)
   }
-  if _write_err38 != nil {
-    return false, thrift.WrapTException(_write_err38)
+  if _write_err40 != nil {
+    return false, thrift.WrapTException(_write_err40)
   }
   return true, err
 }
@@ -3186,7 +3247,7 @@ type kVProcessorStatus struct {
 }
 
 func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err40 error
+  var _write_err42 error
   args := KVStatusArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3232,21 +3293,21 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing status: " + err2.Error())
+    _exc43 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing status: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "status", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+    if err2 := _exc43.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
-      _write_err40 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+      _write_err42 = thrift.WrapTException(err2)
     }
-    if _write_err40 != nil {
-      return false, thrift.WrapTException(_write_err40)
+    if _write_err42 != nil {
+      return false, thrift.WrapTException(_write_err42)
     }
     return true, err
   } else {
@@ -3254,19 +3315,19 @@ func (p *kVProcessorStatus) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "status", thrift.REPLY, seqId); err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
-    _write_err40 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+    _write_err42 = thrift.WrapTException(err2)
   }
-  if _write_err40 != nil {
-    return false, thrift.WrapTException(_write_err40)
+  if _write_err42 != nil {
+    return false, thrift.WrapTException(_write_err42)
   }
   return true, err
 }
@@ -3276,7 +3337,7 @@ type kVProcessorDigest struct {
 }
 
 func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err42 error
+  var _write_err44 error
   args := KVDigestArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3326,21 +3387,21 @@ func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc43 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing digest: " + err2.Error())
+      _exc45 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing digest: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "digest", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err42 = thrift.WrapTException(err2)
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if err2 := _exc43.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
-        _write_err42 = thrift.WrapTException(err2)
+      if err2 := _exc45.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
-        _write_err42 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
-        _write_err42 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
+        _write_err44 = thrift.WrapTException(err2)
       }
-      if _write_err42 != nil {
-        return false, thrift.WrapTException(_write_err42)
+      if _write_err44 != nil {
+        return false, thrift.WrapTException(_write_err44)
       }
       return true, err
     }
@@ -3349,19 +3410,19 @@ func (p *kVProcessorDigest) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "digest", thrift.REPLY, seqId); err2 != nil {
-    _write_err42 = thrift.WrapTException(err2)
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
-    _write_err42 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
-    _write_err42 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
-    _write_err42 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
+    _write_err44 = thrift.WrapTException(err2)
   }
-  if _write_err42 != nil {
-    return false, thrift.WrapTException(_write_err42)
+  if _write_err44 != nil {
+    return false, thrift.WrapTException(_write_err44)
   }
   return true, err
 }
@@ -3371,7 +3432,7 @@ type kVProcessorBackup struct {
 }
 
 func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err44 error
+  var _write_err46 error
   args := KVBackupArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3423,21 +3484,21 @@ func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, opr
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc45 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing backup: " + err2.Error())
+      _exc47 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing backup: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "backup", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err44 = thrift.WrapTException(err2)
+        _write_err46 = thrift.WrapTException(err2)
       }
-      if err2 := _exc45.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
-        _write_err44 = thrift.WrapTException(err2)
+      if err2 := _exc47.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
-        _write_err44 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
-        _write_err44 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
+        _write_err46 = thrift.WrapTException(err2)
       }
-      if _write_err44 != nil {
-        return false, thrift.WrapTException(_write_err44)
+      if _write_err46 != nil {
+        return false, thrift.WrapTException(_write_err46)
       }
       return true, err
     }
@@ -3446,19 +3507,19 @@ func (p *kVProcessorBackup) Process(ctx context.Context, seqId int32, iprot, opr
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "backup", thrift.REPLY, seqId); err2 != nil {
-    _write_err44 = thrift.WrapTException(err2)
+    _write_err46 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
-    _write_err44 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
-    _write_err44 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
-    _write_err44 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
+    _write_err46 = thrift.WrapTException(err2)
   }
-  if _write_err44 != nil {
-    return false, thrift.WrapTException(_write_err44)
+  if _write_err46 != nil {
+    return false, thrift.WrapTException(_write_err46)
   }
   return true, err
 }
@@ -3468,7 +3529,7 @@ type kVProcessorReconfigure struct {
 }
 
 func (p *kVProcessorReconfigure) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err46 error
+  var _write_err48 error
   args := KVReconfigureArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -3522,21 +3583,21 @@ func (p *kVProcessorReconfigure) Process(ctx context.Context, seqId int32, iprot
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc47 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing reconfigure: " + err2.Error())
+      _exc49 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing reconfigure: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "reconfigure", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err46 = thrift.WrapTException(err2)
+        _write_err48 = thrift.WrapTException(err2)
       }
-      if err2 := _exc47.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
-        _write_err46 = thrift.WrapTException(err2)
+      if err2 := _exc49.Write(ctx, oprot); _write_err48 == nil && err2 != nil {
+        _write_err48 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
-        _write_err46 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err48 == nil && err2 != nil {
+        _write_err48 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
-        _write_err46 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err48 == nil && err2 != nil {
+        _write_err48 = thrift.WrapTException(err2)
       }
-      if _write_err46 != nil {
-        return false, thrift.WrapTException(_write_err46)
+      if _write_err48 != nil {
+        return false, thrift.WrapTException(_write_err48)
       }
       return true, err
     }
@@ -3545,19 +3606,19 @@ func (p *kVProcessorReconfigure) Process(ctx context.Context, seqId int32, iprot
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "reconfigure", thrift.REPLY, seqId); err2 != nil {
-    _write_err46 = thrift.WrapTException(err2)
+    _write_err48 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
-    _write_err46 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err48 == nil && err2 != nil {
+    _write_err48 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
-    _write_err46 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err48 == nil && err2 != nil {
+    _write_err48 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
-    _write_err46 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err48 == nil && err2 != nil {
+    _write_err48 = thrift.WrapTException(err2)
   }
-  if _write_err46 != nil {
-    return false, thrift.WrapTException(_write_err46)
+  if _write_err48 != nil {
+    return false, thrift.WrapTException(_write_err48)
   }
   return true, err
 }
@@ -5569,11 +5630,11 @@ func (p *KVReconfigureArgs)  ReadField1(ctx context.Context, iprot thrift.TProto
   tSlice := make([]*ReplicaAddress, 0, size)
   p.Members =  tSlice
   for i := 0; i < size; i ++ {
-    _elem48 := &ReplicaAddress{}
-    if err := _elem48.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem48), err)
+    _elem50 := &ReplicaAddress{}
+    if err := _elem50.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem50), err)
     }
-    p.Members = append(p.Members, _elem48)
+    p.Members = append(p.Members, _elem50)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)

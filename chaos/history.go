@@ -77,6 +77,13 @@ func countOps(ops []porcupine.Operation) Counts {
 	return c
 }
 
+// CountOps summarises ops.
+func CountOps(ops []porcupine.Operation) Counts { return countOps(ops) }
+
+// WriteHistory lists ops as text, one per line, in call order: the evidence a
+// test outside this package keeps when a history fails.
+func WriteHistory(w io.Writer, ops []porcupine.Operation) error { return writeHistory(w, ops) }
+
 // writeHistory lists ops as text, one per line, in call order.
 func writeHistory(w io.Writer, ops []porcupine.Operation) error {
 	for _, op := range ops {

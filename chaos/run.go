@@ -452,6 +452,12 @@ func formatViews(byValue map[string][]int) string {
 	return strings.Join(parts, " ")
 }
 
+// LostWrites is lostWrites for tests that record a history with RunWorkload
+// and make their own final reads (package e2e's membership changes).
+func LostWrites(ops []porcupine.Operation, final map[string]Output) (int, []string) {
+	return lostWrites(ops, final)
+}
+
 // lostWrites finds acknowledged writes whose effect the final reads lack. For
 // each key, the final value must come from a write that could be the last one:
 // an acknowledged write that no other acknowledged write started after, or a

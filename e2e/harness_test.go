@@ -163,6 +163,8 @@ type cluster struct {
 	reps         []*replica // reps[i] has id i+1
 	// args are extra ballotd flags given to every replica at every start.
 	args []string
+	// kept is the directory keptDir made, "" until then.
+	kept string
 }
 
 // newCluster writes a replicas file for n replicas on free loopback ports, starts
@@ -194,24 +196,49 @@ func layoutCluster(t testing.TB, n int, args ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), args: slices.Clone(args)}
 	c.replicasFile = filepath.Join(c.dir, "replicas.txt")
+	for range n {
+		c.addReplica()
+	}
+	c.writeReplicasFile()
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+// addReplica lays out one more replica, with the next id, new free ports and its
+// own data directory, and returns its id. It neither starts it nor lists it in
+// the replicas file: writeReplicasFile does, as an operator edits the file
+// before starting a replica that a membership change will add. status and
+// waitLeader expect the file to list every replica laid out.
+func (c *cluster) addReplica() int {
+	c.t.Helper()
+	id := len(c.reps) + 1
+	c.reps = append(c.reps, &replica{
+		id:         id,
+		clientAddr: freeAddr(c.t),
+		peerAddr:   freeAddr(c.t),
+		dataDir:    filepath.Join(c.dir, fmt.Sprintf("data-%d", id)),
+		logPath:    filepath.Join(c.dir, fmt.Sprintf("replica-%d.log", id)),
+	})
+	return id
+}
+
+// writeReplicasFile rewrites the replicas file to list the replicas ids (every
+// replica laid out if none), in order. A replica reads the file only when it
+// starts, so running replicas go on as they were.
+func (c *cluster) writeReplicasFile(ids ...int) {
+	c.t.Helper()
+	if len(ids) == 0 {
+		ids = c.ids()
+	}
 	var file strings.Builder
 	file.WriteString("# id  client address  peer address\n")
-	for id := 1; id <= n; id++ {
-		r := &replica{
-			id:         id,
-			clientAddr: freeAddr(t),
-			peerAddr:   freeAddr(t),
-			dataDir:    filepath.Join(c.dir, fmt.Sprintf("data-%d", id)),
-			logPath:    filepath.Join(c.dir, fmt.Sprintf("replica-%d.log", id)),
-		}
-		c.reps = append(c.reps, r)
+	for _, id := range ids {
+		r := c.rep(id)
 		fmt.Fprintf(&file, "%d  %s  %s\n", id, r.clientAddr, r.peerAddr)
 	}
 	if err := os.WriteFile(c.replicasFile, []byte(file.String()), 0o644); err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	t.Cleanup(c.cleanup)
-	return c
 }
 
 func (c *cluster) rep(id int) *replica {
@@ -412,7 +439,34 @@ func (c *cluster) cleanup() {
 		for _, r := range c.reps {
 			c.t.Logf("---- last lines of replica %d's log (%s):\n%s", r.id, r.logPath, tail(r.logPath, 40))
 		}
+		// The test's temporary directory goes when it ends; the logs are the
+		// evidence of the failure.
+		if dir, err := c.keptDir(); err != nil {
+			c.t.Logf("keeping the replicas' logs: %v", err)
+		} else {
+			for _, r := range c.reps {
+				if data, err := os.ReadFile(r.logPath); err == nil {
+					os.WriteFile(filepath.Join(dir, filepath.Base(r.logPath)), data, 0o644)
+				}
+			}
+			c.t.Logf("replicas' logs kept in %s", dir)
+		}
 	}
+}
+
+// keptDir returns a directory outside the test's temporary directory for the
+// evidence of a failure (the replicas' logs, a history), creating it on first use.
+func (c *cluster) keptDir() (string, error) {
+	if c.kept != "" {
+		return c.kept, nil
+	}
+	name := strings.NewReplacer("/", "-", " ", "_").Replace(c.t.Name())
+	dir, err := os.MkdirTemp("", "ballot-e2e-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	c.kept = dir
+	return dir, nil
 }
 
 // tail returns the last n lines of the file at path.

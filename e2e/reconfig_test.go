@@ -3,11 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -727,6 +729,80 @@ func TestReconfigReplace(t *testing.T) {
 	}
 	load.waitProgress(200)
 	load.check(members)
+}
+
+// cliStep is one object of `ballot reconfigure --json`.
+type cliStep struct {
+	Action  string `json:"action"`
+	ID      int    `json:"id"`
+	Members []int  `json:"members"`
+	Epoch   int64  `json:"epoch"`
+	Slot    int64  `json:"slot"`
+}
+
+// cliReconfigure runs `ballot reconfigure --json` with the replicas file and
+// checks that it made the steps want ("add 4", "remove 1", in order), each
+// committing the next epoch after from.
+func (c *cluster) cliReconfigure(from int64, want ...string) []cliStep {
+	c.t.Helper()
+	res := c.ballot("reconfigure", "--json")
+	if res.code != 0 {
+		c.t.Fatalf("ballot reconfigure: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	var steps []cliStep
+	if err := json.Unmarshal([]byte(res.stdout), &steps); err != nil {
+		c.t.Fatalf("ballot reconfigure --json: %v\nstdout: %s\nstderr: %s", err, res.stdout, res.stderr)
+	}
+	var got []string
+	for i, st := range steps {
+		got = append(got, fmt.Sprintf("%s %d", st.Action, st.ID))
+		if st.Epoch != from+int64(i)+1 || st.Slot <= 0 {
+			c.t.Errorf("ballot reconfigure step %d (%s %d): epoch %d, slot %d; want epoch %d and a slot",
+				i+1, st.Action, st.ID, st.Epoch, st.Slot, from+int64(i)+1)
+		}
+	}
+	if !slices.Equal(got, want) {
+		c.t.Fatalf("ballot reconfigure made the steps %q, want %q\nstderr: %s", got, want, res.stderr)
+	}
+	c.t.Logf("ballot reconfigure: %q in %s", got, res.took.Round(time.Millisecond))
+	return steps
+}
+
+// TestReconfigureCLI changes the members as an operator does: edit the replicas
+// file, start the replicas it adds, run ballot reconfigure. It grows three
+// replicas to five, then drops two of the original three, the leader among
+// them, with only the new file to go by (the dropped members' addresses come
+// from the committed configuration), while clients run; a third run, with
+// nothing to change, changes nothing.
+func TestReconfigureCLI(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	joining := []int{c.addReplica(), c.addReplica()}
+	c.writeReplicasFile()
+	c.startAll(joining...)
+
+	load := startCheckedLoad(c)
+	load.waitProgress(200)
+	c.cliReconfigure(1, fmt.Sprintf("add %d", joining[0]), fmt.Sprintf("add %d", joining[1]))
+	c.waitConfig(20*time.Second, 3, c.ids(), c.ids()...)
+	load.waitProgress(200)
+
+	drop := []int{leader, others([]int{1, 2, 3}, leader)[0]}
+	keep := others(c.ids(), drop...)
+	c.writeReplicasFile(keep...)
+	steps := c.cliReconfigure(3, fmt.Sprintf("remove %d", min(drop[0], drop[1])), fmt.Sprintf("remove %d", max(drop[0], drop[1])))
+	c.waitConfig(20*time.Second, 5, keep, keep...)
+	for _, id := range drop {
+		c.checkRetired(id, steps[len(steps)-1].Members)
+	}
+	load.waitProgress(200)
+
+	res := c.ballot("reconfigure")
+	if res.code != 0 || !strings.Contains(res.stdout, "nothing to change") {
+		t.Errorf("ballot reconfigure with nothing to change: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	c.waitConfig(time.Second, 5, keep, keep...)
+	load.check(keep)
 }
 
 // TestSplitBrainTrap edits the replicas file of a running three-replica cluster

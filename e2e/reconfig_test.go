@@ -1227,3 +1227,159 @@ func TestReconfigureBadInput(t *testing.T) {
 		t.Errorf("put after the refused changes: %v", err)
 	}
 }
+
+// TestMeasureReconfigJoin reports, with 100,000 keys in the store, how long a
+// change adding a fourth replica takes to return, and how long until the new
+// replica votes (reports itself a member and has applied the change's slot).
+func TestMeasureReconfigJoin(t *testing.T) {
+	measure(t)
+	const keys = 100_000
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	sum := c.bench(10*time.Minute, nil, "--keys", fmt.Sprint(keys), "--mix", "put=50,get=50", "--preload",
+		"--ops", "1000", "--warmup", "0", "--clients", "32", "--value-size", "100")
+	if sum.Preload == nil || sum.Preload.Errors > 0 || sum.Total.Errors > 0 {
+		t.Fatalf("preload of %d keys: %+v, %d errors after", keys, sum.Preload, sum.Total.Errors)
+	}
+	st, err := rawStatus(c.rep(leader).clientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Keys < keys {
+		t.Fatalf("the leader holds %d keys after the preload, want %d", st.Keys, keys)
+	}
+	t.Logf("preload: %d keys of 100 bytes in %.1fs; the leader applied slot %d", keys, sum.Preload.Seconds, st.Applied)
+
+	added := c.addReplica()
+	c.writeReplicasFile()
+	c.start(added)
+	begin := time.Now()
+	res := c.mustReconfigure(leader, []int{1, 2, 3, added}, 2)
+	returned := time.Since(begin)
+	var voting time.Duration
+	var joined *kvapi.ReplicaStatus
+	waitFor(t, 5*time.Minute, fmt.Sprintf("replica %d to vote", added), func() error {
+		st, err := rawStatus(c.rep(added).clientAddr)
+		if err != nil {
+			return err
+		}
+		if !st.Member || st.Applied < res.Slot {
+			return fmt.Errorf("member %v, applied %d of %d", st.Member, st.Applied, res.Slot)
+		}
+		voting, joined = time.Since(begin), st
+		return nil
+	})
+	t.Logf("adding a replica to 3 holding %d keys: reconfigure returned after %s", keys, returned.Round(time.Millisecond))
+	t.Logf("adding a replica to 3 holding %d keys: the new replica voted (member, applied slot %d >= change slot %d, %d keys) %s after the call",
+		keys, joined.Applied, res.Slot, joined.Keys, voting.Round(time.Millisecond))
+	if joined.Keys < keys {
+		t.Errorf("the new replica holds %d keys, want %d", joined.Keys, keys)
+	}
+}
+
+// TestMeasureReconfigThroughput reports the put throughput and p99 latency of 32
+// writers on three replicas, while they grow to five (two single-member
+// changes, each new member voting before the next), and on five afterwards.
+func TestMeasureReconfigThroughput(t *testing.T) {
+	measure(t)
+	const (
+		writers = 32
+		steady  = 5 * time.Second
+		skip    = time.Second // warm-up, left out of the first window
+	)
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	joining := []int{c.addReplica(), c.addReplica()}
+	c.writeReplicasFile()
+	c.startAll(joining...)
+	cl := c.client(10 * time.Second)
+
+	type sample struct {
+		start time.Time
+		lat   time.Duration
+	}
+	samples := make([][]sample, writers)
+	failures := make([]int, writers)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				begin := time.Now()
+				_, err := cl.Put(context.Background(), fmt.Sprintf("tp/%02d/%07d", w, i%10000), []byte("0123456789abcdef"))
+				if err != nil {
+					failures[w]++
+					continue
+				}
+				samples[w] = append(samples[w], sample{begin, time.Since(begin)})
+			}
+		}()
+	}
+	start := time.Now()
+	// The windows are the measurement: a fixed time of steady load on each side.
+	<-time.After(skip + steady)
+	changeStart := time.Now()
+	members := []int{1, 2, 3}
+	for i, id := range joining {
+		members = append(members, id)
+		res := c.mustReconfigure(leader, members, int64(2+i))
+		c.waitJoined(id, res.Slot)
+	}
+	changeEnd := time.Now()
+	<-time.After(steady)
+	stopAt := time.Now()
+	close(quit)
+	wg.Wait()
+
+	var all []sample
+	failed := 0
+	for w := range writers {
+		all = append(all, samples[w]...)
+		failed += failures[w]
+	}
+	// A put counts in the window it started in, so that one held up by the
+	// change counts there with all of its latency.
+	window := func(name string, from, to time.Time) {
+		var lats []time.Duration
+		for _, s := range all {
+			if !s.start.Before(from) && s.start.Before(to) {
+				lats = append(lats, s.lat)
+			}
+		}
+		slices.Sort(lats)
+		if len(lats) == 0 {
+			t.Logf("%s (%s): no put acknowledged", name, to.Sub(from).Round(time.Millisecond))
+			return
+		}
+		t.Logf("%s (%s): %.0f puts/s, p50 %s, p99 %s, max %s (%d puts)", name, to.Sub(from).Round(time.Millisecond),
+			float64(len(lats))/to.Sub(from).Seconds(), lats[len(lats)/2].Round(time.Microsecond),
+			lats[len(lats)*99/100].Round(time.Microsecond), lats[len(lats)-1].Round(time.Microsecond), len(lats))
+	}
+	window("steady, 3 replicas", start.Add(skip), changeStart)
+	window("during 3 -> 4 -> 5 (both changes until each new member voted)", changeStart, changeEnd)
+	window("steady, 5 replicas", changeEnd, stopAt)
+	ends := make([]time.Time, 0, len(all))
+	for _, s := range all {
+		ends = append(ends, s.start.Add(s.lat))
+	}
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	var gapAt time.Time
+	for i := 1; i < len(ends); i++ {
+		if d := ends[i].Sub(ends[i-1]); d > gap {
+			gap, gapAt = d, ends[i-1]
+		}
+	}
+	t.Logf("longest time without an acknowledged put: %s, from %s after the first reconfigure call (the changes took %s until both new members voted)",
+		gap.Round(time.Millisecond), gapAt.Sub(changeStart).Round(time.Millisecond), changeEnd.Sub(changeStart).Round(time.Millisecond))
+	if failed > 0 {
+		t.Errorf("%d puts failed", failed)
+	}
+}

@@ -5,5 +5,5 @@
 //
 // The tests run with the rest of the module (`make test`). Set BALLOT_E2E_RACE=1 to
 // build the binaries with the race detector as well, and BALLOT_MEASURE=1 to run
-// the failover, catch-up and restart measurements.
+// the failover, catch-up, restart and membership-change measurements.
 package e2e

@@ -85,6 +85,8 @@ struct PrepareRequest {
    * epoch fetches a snapshot from that replica to catch up.
    */
   5: i64 epoch
+  /** The sender's peer address, so a replica that does not know it yet (one joining) can fetch a snapshot from it. */
+  6: string sender_addr
 }
 
 struct Promise {
@@ -121,6 +123,8 @@ struct AcceptRequest {
   5: i64 round_trip
   /** Epoch of the sender's configuration (see PrepareRequest.epoch). */
   6: i64 epoch
+  /** The sender's peer address (see PrepareRequest.sender_addr). */
+  7: string sender_addr
 }
 
 struct Accepted {
@@ -149,6 +153,8 @@ struct ExecuteRequest {
   5: i64 snapshot
   /** Epoch of the sender's configuration; chosen entries are taken from any epoch. */
   6: i64 epoch
+  /** The sender's peer address (see PrepareRequest.sender_addr). */
+  7: string sender_addr
 }
 
 struct Executed {

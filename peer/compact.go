@@ -120,3 +120,13 @@ func (r *Replica) ended() bool { return r.endedAt != 0 }
 // Ended returns the slot of the chosen configuration entry that ended this
 // configuration, or 0.
 func (r *Replica) Ended() uint64 { return r.endedAt }
+
+// Heartbeat makes a leader send a heartbeat round with its commit point in the
+// next Ready. A leader whose configuration has just ended uses it to tell its
+// followers that the last slot is chosen before it moves on, so they move on
+// from their logs rather than by fetching a snapshot.
+func (r *Replica) Heartbeat() {
+	if r.lead != nil {
+		r.lead.heartbeatDue = true
+	}
+}

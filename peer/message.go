@@ -84,6 +84,9 @@ type Message struct {
 	// neither reads nor sets it; a caller that changes configurations refuses
 	// prepare and accept traffic between replicas in different ones.
 	Epoch uint64
+	// FromAddr is the caller's as well: the sender's peer address on requests, so
+	// a replica that does not know the sender yet can reach it.
+	FromAddr string
 	// Token is the caller's: a reply carries its request's Token, so a transport
 	// with request/response calls can match them. The core never interprets it.
 	Token uint64

@@ -48,6 +48,12 @@ type Config struct {
 	// RestoreFrom, when set, names a snapshot file (ballot snapshot save) to
 	// create the data directory from; the directory must not hold a store yet.
 	RestoreFrom string
+	// Join: a replica that starts with an empty data directory never founds a new
+	// cluster; it waits until a member of a configuration that includes it
+	// contacts it. For a replica added to a running cluster whose file lists no
+	// replica of that cluster (replacing every member). Only for a replica that
+	// has never been a member: one that lost its storage must rebuild instead.
+	Join bool
 	// Logger receives the replica's log. Nil discards.
 	Logger *slog.Logger
 }

@@ -157,8 +157,11 @@ func (h *kvHandler) Status(ctx context.Context) (*kvapi.ReplicaStatus, error) {
 	ns := h.node.state.Load()
 	st := ns.status
 	members := make([]int64, 0, len(ns.mem.members))
-	for _, m := range ns.mem.ids() {
-		members = append(members, int64(m))
+	if ns.mem.epoch != 0 {
+		// (A joining replica knows no configuration yet, only its file.)
+		for _, m := range ns.mem.ids() {
+			members = append(members, int64(m))
+		}
 	}
 	return &kvapi.ReplicaStatus{
 		ID:              int64(h.self.ID),

@@ -126,6 +126,7 @@ type node struct {
 	joining        bool
 	coreConfig     peer.Config // how to make a core for a new configuration
 	storagePath    string
+	selfAddr       string                   // this replica's peer address, sent with its requests
 	fileList       []replicas.Replica       // this replica's replicas file: how it reaches the members it lists
 	links          func([]replicas.Replica) // makes sure the sender can reach these replicas
 	reconfigs      chan *reconfigRequest
@@ -482,6 +483,7 @@ func (n *node) handleReady() error {
 		rd := n.core.Ready()
 		for i := range rd.Messages {
 			rd.Messages[i].Epoch = n.mem.epoch
+			rd.Messages[i].FromAddr = n.selfAddr
 		}
 		// A leader's accept and execute requests may leave before its own entries
 		// are durable: its vote counts only after they are (in Advance), and the

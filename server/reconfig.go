@@ -133,6 +133,20 @@ func (n *node) adoptStoredConfig() error {
 		return nil
 	}
 	wasLeader := n.core.IsLeader()
+	if wasLeader && n.voting() {
+		// Tell the old configuration's followers that its last slot is chosen
+		// (the commit point travels with heartbeats), so they apply the change
+		// from their logs and move on at once.
+		n.core.Heartbeat()
+		rd := n.core.Ready()
+		for _, m := range rd.Messages {
+			if !m.Type.IsReply() {
+				m.Epoch, m.FromAddr = n.mem.epoch, n.selfAddr
+				n.sender.Send(m)
+			}
+		}
+		n.core.Advance(rd)
+	}
 	// Whatever was waiting belonged to the old configuration.
 	for _, p := range n.queued {
 		n.answer(p, writeOutcome{err: errNotLeader})
@@ -192,6 +206,11 @@ func (n *node) adoptStoredConfig() error {
 func (n *node) gateInbound(in inbound) bool {
 	m := in.msg
 	if m.Epoch > n.mem.epoch {
+		if m.FromAddr != "" {
+			// A joining replica may not know the sender: its file lists only
+			// the new members.
+			n.links([]replicas.Replica{{ID: m.From, PeerAddr: m.FromAddr}})
+		}
 		n.fetchFromLater(m.From)
 	}
 	switch {

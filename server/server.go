@@ -234,7 +234,13 @@ func Run(ctx context.Context, cfg Config) error {
 	serve(peerSrv)
 
 	joining := false
-	if noState {
+	if noState && cfg.Join {
+		// A replica that has never been a member: it waits for a configuration
+		// that includes it, whatever the others in its file say.
+		logger.Info("joining: waiting for a member of a configuration that includes this replica")
+		joining = true
+		planning.Store(false)
+	} else if noState {
 		inquirers := make(map[uint64]inquirer, len(sender.links))
 		for id, l := range sender.links {
 			inquirers[id] = l.client
@@ -324,6 +330,7 @@ func Run(ctx context.Context, cfg Config) error {
 		n.mem = membership{members: fileList}
 	}
 	n.coreConfig = coreConfig
+	n.selfAddr = self.PeerAddr
 	n.fileList = fileList
 	n.storagePath = st.Path()
 	n.links = func(rs []replicas.Replica) {

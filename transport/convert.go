@@ -185,11 +185,12 @@ func PrepareToThrift(m peer.Message) (*peerapi.PrepareRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgPrepare)
 	r := &peerapi.PrepareRequest{
-		Epoch:     c.out("epoch", m.Epoch),
-		Sender:    c.out("sender", m.From),
-		Ballot:    new(peerapi.Ballot),
-		FirstSlot: c.out("first slot", m.Slot),
-		Probe:     m.Probe,
+		SenderAddr: m.FromAddr,
+		Epoch:      c.out("epoch", m.Epoch),
+		Sender:     c.out("sender", m.From),
+		Ballot:     new(peerapi.Ballot),
+		FirstSlot:  c.out("first slot", m.Slot),
+		Probe:      m.Probe,
 	}
 	c.ballotOut("ballot", r.Ballot, m.Ballot)
 	if c.err != nil {
@@ -205,12 +206,13 @@ func PrepareFromThrift(r *peerapi.PrepareRequest) (peer.Message, error) {
 	}
 	var c conv
 	m := peer.Message{
-		Type:   peer.MsgPrepare,
-		Epoch:  c.in("epoch", r.Epoch),
-		From:   c.in("sender", r.Sender),
-		Ballot: c.ballotIn("ballot", r.Ballot),
-		Slot:   c.in("first slot", r.FirstSlot),
-		Probe:  r.Probe,
+		Type:     peer.MsgPrepare,
+		FromAddr: r.SenderAddr,
+		Epoch:    c.in("epoch", r.Epoch),
+		From:     c.in("sender", r.Sender),
+		Ballot:   c.ballotIn("ballot", r.Ballot),
+		Slot:     c.in("first slot", r.FirstSlot),
+		Probe:    r.Probe,
 	}
 	if c.err != nil {
 		return peer.Message{}, fmt.Errorf("prepare from thrift: %w", c.err)
@@ -268,12 +270,13 @@ func AcceptToThrift(m peer.Message) (*peerapi.AcceptRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgAccept)
 	r := &peerapi.AcceptRequest{
-		Epoch:     c.out("epoch", m.Epoch),
-		Sender:    c.out("sender", m.From),
-		Ballot:    new(peerapi.Ballot),
-		Entries:   c.entriesOut(m.Entries),
-		Commit:    c.out("commit", m.Commit),
-		RoundTrip: c.out("round trip", m.RoundTrip),
+		SenderAddr: m.FromAddr,
+		Epoch:      c.out("epoch", m.Epoch),
+		Sender:     c.out("sender", m.From),
+		Ballot:     new(peerapi.Ballot),
+		Entries:    c.entriesOut(m.Entries),
+		Commit:     c.out("commit", m.Commit),
+		RoundTrip:  c.out("round trip", m.RoundTrip),
 	}
 	c.ballotOut("ballot", r.Ballot, m.Ballot)
 	if c.err != nil {
@@ -290,6 +293,7 @@ func AcceptFromThrift(r *peerapi.AcceptRequest) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:      peer.MsgAccept,
+		FromAddr:  r.SenderAddr,
 		Epoch:     c.in("epoch", r.Epoch),
 		From:      c.in("sender", r.Sender),
 		Ballot:    c.ballotIn("ballot", r.Ballot),
@@ -349,12 +353,13 @@ func ExecuteToThrift(m peer.Message) (*peerapi.ExecuteRequest, error) {
 	var c conv
 	c.wantType(m, peer.MsgExecute)
 	r := &peerapi.ExecuteRequest{
-		Epoch:    c.out("epoch", m.Epoch),
-		Sender:   c.out("sender", m.From),
-		Ballot:   new(peerapi.Ballot),
-		Entries:  c.entriesOut(m.Entries),
-		Commit:   c.out("commit", m.Commit),
-		Snapshot: c.out("snapshot", m.Snapshot),
+		SenderAddr: m.FromAddr,
+		Epoch:      c.out("epoch", m.Epoch),
+		Sender:     c.out("sender", m.From),
+		Ballot:     new(peerapi.Ballot),
+		Entries:    c.entriesOut(m.Entries),
+		Commit:     c.out("commit", m.Commit),
+		Snapshot:   c.out("snapshot", m.Snapshot),
 	}
 	c.ballotOut("ballot", r.Ballot, m.Ballot)
 	if c.err != nil {
@@ -371,6 +376,7 @@ func ExecuteFromThrift(r *peerapi.ExecuteRequest) (peer.Message, error) {
 	var c conv
 	m := peer.Message{
 		Type:     peer.MsgExecute,
+		FromAddr: r.SenderAddr,
 		Epoch:    c.in("epoch", r.Epoch),
 		From:     c.in("sender", r.Sender),
 		Ballot:   c.ballotIn("ballot", r.Ballot),

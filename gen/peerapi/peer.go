@@ -881,12 +881,14 @@ func (p *CommandBatch) String() string {
 // only between replicas in the same configuration: a replica refuses a request
 // from another epoch (ok false, its own epoch here), and one that sees a later
 // epoch fetches a snapshot from that replica to catch up.
+//  - SenderAddr: The sender's peer address, so a replica that does not know it yet (one joining) can fetch a snapshot from it.
 type PrepareRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
   FirstSlot int64 `thrift:"first_slot,3" db:"first_slot" json:"first_slot"`
   Probe bool `thrift:"probe,4" db:"probe" json:"probe"`
   Epoch int64 `thrift:"epoch,5" db:"epoch" json:"epoch"`
+  SenderAddr string `thrift:"sender_addr,6" db:"sender_addr" json:"sender_addr"`
 }
 
 func NewPrepareRequest() *PrepareRequest {
@@ -915,6 +917,10 @@ func (p *PrepareRequest) GetProbe() bool {
 
 func (p *PrepareRequest) GetEpoch() int64 {
   return p.Epoch
+}
+
+func (p *PrepareRequest) GetSenderAddr() string {
+  return p.SenderAddr
 }
 func (p *PrepareRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -983,6 +989,16 @@ func (p *PrepareRequest) Read(ctx context.Context, iprot thrift.TProtocol) error
           return err
         }
       }
+    case 6:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
     default:
       if err := iprot.Skip(ctx, fieldTypeId); err != nil {
         return err
@@ -1042,6 +1058,15 @@ func (p *PrepareRequest)  ReadField5(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *PrepareRequest)  ReadField6(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 6: ", err)
+} else {
+  p.SenderAddr = v
+}
+  return nil
+}
+
 func (p *PrepareRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "PrepareRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1051,6 +1076,7 @@ func (p *PrepareRequest) Write(ctx context.Context, oprot thrift.TProtocol) erro
     if err := p.writeField3(ctx, oprot); err != nil { return err }
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
+    if err := p.writeField6(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1110,6 +1136,16 @@ func (p *PrepareRequest) writeField5(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *PrepareRequest) writeField6(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender_addr", thrift.STRING, 6); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 6:sender_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.SenderAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender_addr (6) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 6:sender_addr: ", p), err) }
+  return err
+}
+
 func (p *PrepareRequest) Equals(other *PrepareRequest) bool {
   if p == other {
     return true
@@ -1121,6 +1157,7 @@ func (p *PrepareRequest) Equals(other *PrepareRequest) bool {
   if p.FirstSlot != other.FirstSlot { return false }
   if p.Probe != other.Probe { return false }
   if p.Epoch != other.Epoch { return false }
+  if p.SenderAddr != other.SenderAddr { return false }
   return true
 }
 
@@ -1532,6 +1569,7 @@ func (p *Promise) String() string {
 //  - Commit: Every slot up to this one is chosen (the leader's commit point).
 //  - RoundTrip: Heartbeat round, echoed back; confirms leadership for linearizable reads.
 //  - Epoch: Epoch of the sender's configuration (see PrepareRequest.epoch).
+//  - SenderAddr: The sender's peer address (see PrepareRequest.sender_addr).
 type AcceptRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
@@ -1539,6 +1577,7 @@ type AcceptRequest struct {
   Commit int64 `thrift:"commit,4" db:"commit" json:"commit"`
   RoundTrip int64 `thrift:"round_trip,5" db:"round_trip" json:"round_trip"`
   Epoch int64 `thrift:"epoch,6" db:"epoch" json:"epoch"`
+  SenderAddr string `thrift:"sender_addr,7" db:"sender_addr" json:"sender_addr"`
 }
 
 func NewAcceptRequest() *AcceptRequest {
@@ -1571,6 +1610,10 @@ func (p *AcceptRequest) GetRoundTrip() int64 {
 
 func (p *AcceptRequest) GetEpoch() int64 {
   return p.Epoch
+}
+
+func (p *AcceptRequest) GetSenderAddr() string {
+  return p.SenderAddr
 }
 func (p *AcceptRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -1642,6 +1685,16 @@ func (p *AcceptRequest) Read(ctx context.Context, iprot thrift.TProtocol) error 
     case 6:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 7:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField7(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1728,6 +1781,15 @@ func (p *AcceptRequest)  ReadField6(ctx context.Context, iprot thrift.TProtocol)
   return nil
 }
 
+func (p *AcceptRequest)  ReadField7(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 7: ", err)
+} else {
+  p.SenderAddr = v
+}
+  return nil
+}
+
 func (p *AcceptRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "AcceptRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1738,6 +1800,7 @@ func (p *AcceptRequest) Write(ctx context.Context, oprot thrift.TProtocol) error
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
     if err := p.writeField6(ctx, oprot); err != nil { return err }
+    if err := p.writeField7(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1816,6 +1879,16 @@ func (p *AcceptRequest) writeField6(ctx context.Context, oprot thrift.TProtocol)
   return err
 }
 
+func (p *AcceptRequest) writeField7(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender_addr", thrift.STRING, 7); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 7:sender_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.SenderAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender_addr (7) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 7:sender_addr: ", p), err) }
+  return err
+}
+
 func (p *AcceptRequest) Equals(other *AcceptRequest) bool {
   if p == other {
     return true
@@ -1832,6 +1905,7 @@ func (p *AcceptRequest) Equals(other *AcceptRequest) bool {
   if p.Commit != other.Commit { return false }
   if p.RoundTrip != other.RoundTrip { return false }
   if p.Epoch != other.Epoch { return false }
+  if p.SenderAddr != other.SenderAddr { return false }
   return true
 }
 
@@ -2144,6 +2218,7 @@ func (p *Accepted) String() string {
 // the entries the receiver lacks up to there; the receiver fetches a snapshot
 // from the leader (fetch_snapshot) and then the log after it.
 //  - Epoch: Epoch of the sender's configuration; chosen entries are taken from any epoch.
+//  - SenderAddr: The sender's peer address (see PrepareRequest.sender_addr).
 type ExecuteRequest struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Ballot *Ballot `thrift:"ballot,2" db:"ballot" json:"ballot"`
@@ -2151,6 +2226,7 @@ type ExecuteRequest struct {
   Commit int64 `thrift:"commit,4" db:"commit" json:"commit"`
   Snapshot int64 `thrift:"snapshot,5" db:"snapshot" json:"snapshot"`
   Epoch int64 `thrift:"epoch,6" db:"epoch" json:"epoch"`
+  SenderAddr string `thrift:"sender_addr,7" db:"sender_addr" json:"sender_addr"`
 }
 
 func NewExecuteRequest() *ExecuteRequest {
@@ -2183,6 +2259,10 @@ func (p *ExecuteRequest) GetSnapshot() int64 {
 
 func (p *ExecuteRequest) GetEpoch() int64 {
   return p.Epoch
+}
+
+func (p *ExecuteRequest) GetSenderAddr() string {
+  return p.SenderAddr
 }
 func (p *ExecuteRequest) IsSetBallot() bool {
   return p.Ballot != nil
@@ -2254,6 +2334,16 @@ func (p *ExecuteRequest) Read(ctx context.Context, iprot thrift.TProtocol) error
     case 6:
       if fieldTypeId == thrift.I64 {
         if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 7:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField7(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -2340,6 +2430,15 @@ func (p *ExecuteRequest)  ReadField6(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *ExecuteRequest)  ReadField7(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 7: ", err)
+} else {
+  p.SenderAddr = v
+}
+  return nil
+}
+
 func (p *ExecuteRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ExecuteRequest"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -2350,6 +2449,7 @@ func (p *ExecuteRequest) Write(ctx context.Context, oprot thrift.TProtocol) erro
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
     if err := p.writeField6(ctx, oprot); err != nil { return err }
+    if err := p.writeField7(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -2428,6 +2528,16 @@ func (p *ExecuteRequest) writeField6(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ExecuteRequest) writeField7(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "sender_addr", thrift.STRING, 7); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 7:sender_addr: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.SenderAddr)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.sender_addr (7) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 7:sender_addr: ", p), err) }
+  return err
+}
+
 func (p *ExecuteRequest) Equals(other *ExecuteRequest) bool {
   if p == other {
     return true
@@ -2444,6 +2554,7 @@ func (p *ExecuteRequest) Equals(other *ExecuteRequest) bool {
   if p.Commit != other.Commit { return false }
   if p.Snapshot != other.Snapshot { return false }
   if p.Epoch != other.Epoch { return false }
+  if p.SenderAddr != other.SenderAddr { return false }
   return true
 }
 

@@ -45,6 +45,7 @@ func run(args []string) int {
 			&cli.Uint64Flag{Name: "snapshot-retain-slots", Value: 1_000, Usage: "log slots kept below a snapshot for followers slightly behind", EnvVars: []string{"BALLOT_SNAPSHOT_RETAIN_SLOTS"}},
 			&cli.Int64Flag{Name: "rewrite-min-bytes", Value: 64 << 20, Usage: "rewrite the store file once it is larger than this and twice its last rewritten size", EnvVars: []string{"BALLOT_REWRITE_MIN_BYTES"}},
 			&cli.StringFlag{Name: "restore", Usage: "create the (empty) data directory from this snapshot `FILE` (ballot snapshot save), then start", EnvVars: []string{"BALLOT_RESTORE"}},
+			&cli.BoolFlag{Name: "join", Usage: "with an empty data directory: never found a new cluster, wait to be added to a running one (for a replica that has never been a member)", EnvVars: []string{"BALLOT_JOIN"}},
 			&cli.StringFlag{Name: "pprof", Usage: "serve Go's profiler (net/http/pprof) on this `host:port`; off when empty", EnvVars: []string{"BALLOT_PPROF"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -71,6 +72,7 @@ func run(args []string) int {
 				SnapshotRetainSlots: c.Uint64("snapshot-retain-slots"),
 				RewriteMinBytes:     c.Int64("rewrite-min-bytes"),
 				RestoreFrom:         c.String("restore"),
+				Join:                c.Bool("join"),
 				Logger:              server.Logger(level, os.Stderr),
 			})
 			if err != nil {

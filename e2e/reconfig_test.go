@@ -812,10 +812,6 @@ func TestReconfigureCLI(t *testing.T) {
 // configuration, takes writes again sooner than an election timeout (the
 // default 10 ticks of 15 ms).
 func TestReconfigFollowersApplyChangeFromLog(t *testing.T) {
-	t.Skip("server bug: the leader starts the new configuration's core as soon as it applies the change, " +
-		"before any follower hears that the change's slot is chosen (the commit point travels on the next accept), " +
-		"so every follower meets the new epoch, fetches and installs a snapshot of the whole store, " +
-		"and the leader's campaign at once fails: nobody leads until an election timeout later")
 	const electionTimeout = 150 * time.Millisecond
 	c := newCluster(t, 3)
 	leader := c.waitLeader()

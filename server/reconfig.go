@@ -219,6 +219,12 @@ func (n *node) gateInbound(in inbound) bool {
 	case n.voting() && m.Epoch == n.mem.epoch:
 		return false
 	}
+	if _, member := n.mem.find(m.From); !member && m.Epoch <= n.mem.epoch {
+		// Not a member here, and not from a later configuration either: an
+		// error that names it (see step).
+		in.reply <- peer.Message{}
+		return true
+	}
 	reply := peer.Message{From: n.self, To: m.From, Epoch: n.mem.epoch}
 	switch m.Type {
 	case peer.MsgPrepare:

@@ -6,11 +6,18 @@
 # sends KILL at once). A replica that exits on its own is reported and the others
 # keep running.
 #
+# The cluster follows the file while it runs: a line added to it gets a replica
+# started (add it to the cluster with 'bin/ballot reconfigure'), and the replica of
+# a line removed from it is stopped once it reports that it is no longer a member
+# (after 'bin/ballot reconfigure' has committed the change).
+#
 # Environment:
 #   REPLICAS  replicas file                  (default: replicas.txt)
 #   DATA      parent of the data directories (default: ./data; replica N uses DATA/N)
 #   BALLOTD   server binary                  (default: bin/ballotd of this repository)
 #   GRACE     seconds between TERM and KILL  (default: 10)
+#   BALLOT    client binary, to ask a replica whether it is still a member
+#             (default: bin/ballot of this repository)
 set -euo pipefail
 
 if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
@@ -23,6 +30,7 @@ REPLICAS=${REPLICAS:-replicas.txt}
 DATA=${DATA:-./data}
 BALLOTD=${BALLOTD:-$root/bin/ballotd}
 GRACE=${GRACE:-10}
+BALLOT=${BALLOT:-$root/bin/ballot}
 
 die() {
 	echo "run-cluster: $*" >&2
@@ -36,13 +44,16 @@ die() {
 # One "id client-addr peer-addr" per replica, comments and blank lines skipped.
 # ballotd validates the file properly; this only refuses to start on a line that
 # does not even have three fields.
-members=$(awk -v file="$REPLICAS" '
-	{ sub(/#.*/, "") }
-	NF == 0 { next }
-	NF != 3 { printf "%s:%d: want 3 fields (id client-addr peer-addr), got %d\n", file, NR, NF > "/dev/stderr"; bad = 1; exit 1 }
-	{ print $1, $2, $3 }
-	END { if (bad) exit 1 }
-' "$REPLICAS") || die "malformed replicas file"
+read_members() {
+	awk -v file="$REPLICAS" '
+		{ sub(/#.*/, "") }
+		NF == 0 { next }
+		NF != 3 { printf "%s:%d: want 3 fields (id client-addr peer-addr), got %d\n", file, NR, NF > "/dev/stderr"; bad = 1; exit 1 }
+		{ print $1, $2, $3 }
+		END { if (bad) exit 1 }
+	' "$REPLICAS"
+}
+members=$(read_members) || die "malformed replicas file"
 [[ -n $members ]] || die "$REPLICAS lists no replicas"
 
 # prefix copies its input to stdout with "[id] " before every line. It ignores
@@ -56,8 +67,10 @@ prefix() {
 	done
 }
 
-pids=()          # replicas started here and not yet reaped
-declare -A id_of # pid -> replica id
+pids=()              # replicas started here and not yet reaped
+declare -A id_of     # pid -> replica id
+declare -A pid_of    # replica id -> pid, while it runs
+declare -A client_of # replica id -> client address
 stopping=0
 force=0
 
@@ -110,26 +123,60 @@ trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap 'stop' EXIT
 
-while read -r id client peer; do
-	dir=$DATA/$id
+start_replica() {
+	local id=$1 client=$2 peer=$3 dir=$DATA/$1 pid
 	mkdir -p "$dir"
 	"$BALLOTD" --id "$id" --replicas "$REPLICAS" --data "$dir" </dev/null > >(prefix "$id") 2>&1 &
 	pid=$!
 	pids+=("$pid")
 	id_of[$pid]=$id
+	pid_of[$id]=$pid
+	client_of[$id]=$client
 	echo "run-cluster: replica $id: pid $pid, client $client, peer $peer, data $dir"
+}
+
+while read -r id client peer; do
+	start_replica "$id" "$client" "$peer"
 done <<<"$members"
+
+# follow_file starts a replica for every line the file gained, and stops the
+# replica of a line it lost once that replica says it is no longer a member.
+follow_file() {
+	local now id client peer
+	now=$(read_members 2>/dev/null) || return 0
+	while read -r id client peer; do
+		[[ -n $id && -z ${pid_of[$id]-} ]] || continue
+		echo "run-cluster: $REPLICAS lists replica $id: starting it; 'bin/ballot reconfigure' adds it" >&2
+		start_replica "$id" "$client" "$peer"
+	done <<<"$now"
+	for id in "${!pid_of[@]}"; do
+		grep -q "^$id " <<<"$now" && continue
+		if "$BALLOT" --endpoints "${client_of[$id]}" --timeout 1s status --json 2>/dev/null |
+			grep -q '"member": false'; then
+			echo "run-cluster: replica $id left the configuration and the file: stopping it" >&2
+			kill -TERM "${pid_of[$id]}" 2>/dev/null || true
+		fi
+	done
+}
 
 echo "run-cluster: ${#pids[@]} replicas running; Ctrl-C stops them"
 
 failed=0
+timer=
 
 while ((${#pids[@]})); do
+	[[ -n $timer ]] || { sleep 1 & timer=$!; }
 	unset done
 	status=0
-	wait -n -p done "${pids[@]}" || status=$?
+	wait -n -p done "${pids[@]}" "$timer" || status=$?
 	[[ -n ${done-} ]] || continue # interrupted by a signal; its trap has run
+	if [[ $done == "$timer" ]]; then
+		timer=
+		follow_file
+		continue
+	fi
 	forget "$done"
+	unset "pid_of[${id_of[$done]}]"
 	((status == 0)) || failed=1
 	echo "run-cluster: replica ${id_of[$done]} (pid $done) exited with status $status;" \
 		"${#pids[@]} still running" >&2

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,14 @@ import (
 type ClusterConfig struct {
 	// Binary is the ballotd executable.
 	Binary string
-	// Replicas is how many replicas to run (ids 1..Replicas).
+	// Replicas is how many replicas the cluster starts with as its members
+	// (ids 1..Replicas).
 	Replicas int
+	// Spares is how many more replicas to run beyond them (ids Replicas+1 on),
+	// not members until a configuration change adds them. They have proxies
+	// and are listed in every replica's file from the start, and start with
+	// --join.
+	Spares int
 	// Dir holds the replicas files, data directories and logs.
 	Dir string
 	// Env is added to each replica's environment (BALLOT_FAULTS=..., say).
@@ -46,15 +53,29 @@ type ClusterConfig struct {
 // which every other replica's peer address is the proxy for the link from this
 // replica to that one; replicas identify each other by the id in every message,
 // so they cannot tell.
+//
+// The cluster's first configuration is replicas 1..Replicas; the harness
+// follows later ones from what the replicas report (ObserveConfig).
 type Cluster struct {
 	cfg   ClusterConfig
 	reps  []*Replica       // reps[i] has id i+1
 	links map[[2]int]*Link // by {from, to}
 	logf  func(string, ...any)
 
-	mu         sync.Mutex // guards unexpected
+	mu         sync.Mutex // guards unexpected and config
 	unexpected []string
+	// config is the latest committed configuration the harness knows of.
+	config Configuration
 }
+
+// Configuration is a committed configuration: its epoch and its members' ids,
+// in order.
+type Configuration struct {
+	Epoch   int64
+	Members []int
+}
+
+func (c Configuration) String() string { return fmt.Sprintf("epoch %d %v", c.Epoch, c.Members) }
 
 // Replica is one ballotd and the process currently running it.
 type Replica struct {
@@ -65,12 +86,16 @@ type Replica struct {
 	ReplicasFile string
 	LogPath      string
 
-	mu     sync.Mutex // guards cmd, done, killed, paused, starts and the wipe fields
+	mu     sync.Mutex // guards cmd, done, killed, paused, starts, neverMember and the wipe fields
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has exited
 	killed *atomic.Bool  // set before this harness kills cmd
 	paused bool
 	starts int
+	// neverMember is set for a spare no change has yet been asked to add: it
+	// starts with --join. A replica that may have been a member must not (one
+	// that lost its disk must rebuild its state instead).
+	neverMember bool
 	// wipes counts the times its data directory was deleted; rebuilding is
 	// set from a wipe until its log shows, after wipeLogAt (the log's size at
 	// the wipe), that it rebuilt its lost acceptor state.
@@ -84,20 +109,22 @@ type Replica struct {
 const rebuiltMarker = "lost acceptor state rebuilt"
 
 // StartCluster creates the proxies and replicas files and starts every replica.
-// It does not wait for them to serve; see WaitServing.
+// It does not wait for them to serve; see WaitServing. With spares it first
+// founds the cluster with its members alone (see found).
 func StartCluster(cfg ClusterConfig) (*Cluster, error) {
-	if cfg.Replicas < 1 {
-		return nil, fmt.Errorf("cluster of %d replicas", cfg.Replicas)
+	if cfg.Replicas < 1 || cfg.Spares < 0 {
+		return nil, fmt.Errorf("cluster of %d replicas and %d spares", cfg.Replicas, cfg.Spares)
 	}
 	c := &Cluster{cfg: cfg, links: make(map[[2]int]*Link), logf: cfg.Logf}
 	if c.logf == nil {
 		c.logf = func(string, ...any) {}
 	}
-	ports, err := freePorts(2 * cfg.Replicas)
+	total := cfg.Replicas + cfg.Spares
+	ports, err := freePorts(2 * total)
 	if err != nil {
 		return nil, err
 	}
-	for id := 1; id <= cfg.Replicas; id++ {
+	for id := 1; id <= total; id++ {
 		c.reps = append(c.reps, &Replica{
 			ID:           id,
 			ClientAddr:   ports[2*(id-1)],
@@ -105,8 +132,13 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 			DataDir:      filepath.Join(cfg.Dir, fmt.Sprintf("data-%d", id)),
 			ReplicasFile: filepath.Join(cfg.Dir, fmt.Sprintf("replicas-%d.txt", id)),
 			LogPath:      filepath.Join(cfg.Dir, fmt.Sprintf("replica-%d.log", id)),
+			neverMember:  id > cfg.Replicas,
 		})
+		if id <= cfg.Replicas {
+			c.config.Members = append(c.config.Members, id)
+		}
 	}
+	c.config.Epoch = 1
 	for _, from := range c.reps {
 		for _, to := range c.reps {
 			if from == to {
@@ -120,20 +152,15 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 			c.links[[2]int{from.ID, to.ID}] = l
 		}
 	}
-	for _, r := range c.reps {
-		var b strings.Builder
-		fmt.Fprintf(&b, "# replica %d's view: its own line is real; every other peer address is the proxy for the link %d→that replica\n", r.ID, r.ID)
-		for _, o := range c.reps {
-			peer := o.PeerAddr
-			if o != r {
-				peer = c.links[[2]int{r.ID, o.ID}].Addr()
-			}
-			fmt.Fprintf(&b, "%d  %s  %s\n", o.ID, o.ClientAddr, peer)
-		}
-		if err := os.WriteFile(r.ReplicasFile, []byte(b.String()), 0o644); err != nil {
+	if cfg.Spares > 0 {
+		if err := c.found(); err != nil {
 			c.Close()
 			return nil, err
 		}
+	}
+	if err := c.writeFiles(c.IDs()); err != nil {
+		c.Close()
+		return nil, err
 	}
 	for _, r := range c.reps {
 		if err := c.Start(r.ID); err != nil {
@@ -143,6 +170,76 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	return c, nil
 }
+
+// writeFiles writes every replica's replicas file listing the replicas ids:
+// its own line with its real addresses, every other with the proxy of the
+// link from it.
+func (c *Cluster) writeFiles(ids []int) error {
+	for _, r := range c.reps {
+		var b strings.Builder
+		fmt.Fprintf(&b, "# replica %d's view: its own line is real; every other peer address is the proxy for the link %d→that replica\n", r.ID, r.ID)
+		for _, id := range ids {
+			o := c.Replica(id)
+			peer := o.PeerAddr
+			if o != r {
+				peer = c.links[[2]int{r.ID, o.ID}].Addr()
+			}
+			fmt.Fprintf(&b, "%d  %s  %s\n", o.ID, o.ClientAddr, peer)
+		}
+		if err := os.WriteFile(r.ReplicasFile, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// found starts the members alone, from files that list only them, waits until
+// each has recorded them as the cluster's first configuration and promised a
+// ballot, and kills them. A new cluster's members are the replicas its files
+// list, and the spares must not be among them; once the configuration is
+// recorded, the files may list the spares too (StartCluster rewrites them and
+// starts everything again), and the members reach the spares through proxies
+// from then on, as they would not if only a change told them the spares'
+// addresses.
+func (c *Cluster) found() error {
+	members := c.Members()
+	if err := c.writeFiles(members); err != nil {
+		return err
+	}
+	for _, id := range members {
+		if err := c.Start(id); err != nil {
+			return err
+		}
+	}
+	err := poll(context.Background(), 20*time.Second, fmt.Sprintf("members %v to found the cluster", members), func() error {
+		st := c.Statuses(context.Background(), time.Second)
+		for _, id := range members {
+			s, ok := st[id]
+			switch {
+			case !ok:
+				return fmt.Errorf("no status from replica %d", id)
+			case s.ConfigEpoch != 1 || !s.Member || len(s.Members) != len(members):
+				return fmt.Errorf("replica %d: epoch %d, members %v, member %v", id, s.ConfigEpoch, s.Members, s.Member)
+			case s.Ballot == zeroBallot:
+				return fmt.Errorf("replica %d has promised no ballot yet", id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, tails(c))
+	}
+	for _, id := range members {
+		if err := c.Kill(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zeroBallot is how status spells the ballot of a replica that has promised
+// none.
+const zeroBallot = "0.0"
 
 // IDs returns every replica id in order.
 func (c *Cluster) IDs() []int {
@@ -217,6 +314,10 @@ func (c *Cluster) Start(id int) error {
 	fmt.Fprintf(logf, "=== chaos: start #%d of replica %d at %s: %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano),
 		c.cfg.Compaction)
 	args := append([]string{"--id", strconv.Itoa(id), "--replicas", r.ReplicasFile, "--data", r.DataDir}, c.cfg.Compaction.args()...)
+	if r.neverMember {
+		args = append(args, "--join")
+		fmt.Fprintf(logf, "=== chaos: replica %d is a spare never asked to join: --join\n", id)
+	}
 	cmd := exec.Command(c.cfg.Binary, args...)
 	cmd.Env = append(os.Environ(), c.cfg.Env...)
 	// If the test process dies without cleaning up (a go test timeout, say),
@@ -475,48 +576,144 @@ func (c *Cluster) Statuses(ctx context.Context, timeout time.Duration) map[int]*
 	return out
 }
 
-// Leader returns the replica that claims to lead and that most replicas name as
+// Members returns the members of the latest configuration the harness knows
+// of (see ObserveConfig).
+func (c *Cluster) Members() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.config.Members) == 0 {
+		return c.IDs()
+	}
+	return slices.Clone(c.config.Members)
+}
+
+// Config returns the latest configuration the harness knows of.
+func (c *Cluster) Config() Configuration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Configuration{Epoch: c.config.Epoch, Members: slices.Clone(c.config.Members)}
+}
+
+// Spares returns every replica that is not a member of Config.
+func (c *Cluster) Spares() []int {
+	members := c.Members()
+	var out []int
+	for _, id := range c.IDs() {
+		if !slices.Contains(members, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// InitialMembers is how many members the cluster started with.
+func (c *Cluster) InitialMembers() int {
+	if c.cfg.Replicas == 0 {
+		return len(c.reps)
+	}
+	return c.cfg.Replicas
+}
+
+// Minority is the most members a fault may take: a minority of the initial
+// member count, and so no more than a minority of any configuration the
+// harness moves the cluster to (the initial count of members or one more).
+func (c *Cluster) Minority() int { return (c.InitialMembers() - 1) / 2 }
+
+// MarkMember records that a change adding replica id may have been made: it
+// starts without --join from now on.
+func (c *Cluster) MarkMember(id int) {
+	r := c.Replica(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.neverMember = false
+}
+
+// noteConfig records a committed configuration if it is later than the one
+// known, and returns the latest known.
+func (c *Cluster) noteConfig(cfg Configuration) Configuration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cfg.Epoch > c.config.Epoch && len(cfg.Members) > 0 {
+		c.config = Configuration{Epoch: cfg.Epoch, Members: slices.Clone(cfg.Members)}
+		slices.Sort(c.config.Members)
+		c.logf("configuration %s in force", c.config)
+	}
+	return Configuration{Epoch: c.config.Epoch, Members: slices.Clone(c.config.Members)}
+}
+
+// observe records the latest configuration any of the statuses reports (a
+// replica reports only a configuration it has committed), and returns the
+// latest known.
+func (c *Cluster) observe(st map[int]*kvapi.ReplicaStatus) Configuration {
+	var latest Configuration
+	for _, s := range st {
+		if s.ConfigEpoch > latest.Epoch && len(s.Members) > 0 {
+			latest = Configuration{Epoch: s.ConfigEpoch, Members: statusMembers(s)}
+		}
+	}
+	return c.noteConfig(latest)
+}
+
+// ObserveConfig asks every replica for its status and returns the latest
+// committed configuration any reports, or a later one the harness knows of.
+func (c *Cluster) ObserveConfig(ctx context.Context) Configuration {
+	return c.observe(c.Statuses(ctx, time.Second))
+}
+
+// statusMembers returns the member ids a status lists, in order.
+func statusMembers(s *kvapi.ReplicaStatus) []int {
+	out := make([]int, 0, len(s.Members))
+	for _, id := range s.Members {
+		out = append(out, int(id))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Leader returns the member that claims to lead and that most members name as
 // leader, or 0 when none claims to.
 func (c *Cluster) Leader(ctx context.Context) int {
 	st := c.Statuses(ctx, 400*time.Millisecond)
+	members := c.observe(st).Members
 	votes := make(map[int64]int)
-	for _, s := range st {
-		if s.LeaderID != 0 {
+	for id, s := range st {
+		if s.LeaderID != 0 && slices.Contains(members, id) {
 			votes[s.LeaderID]++
 		}
 	}
 	best, bestVotes := 0, -1
 	for id, s := range st {
-		if s.IsLeader && votes[int64(id)] > bestVotes {
+		if s.IsLeader && slices.Contains(members, id) && votes[int64(id)] > bestVotes {
 			best, bestVotes = id, votes[int64(id)]
 		}
 	}
 	return best
 }
 
-// WaitLeader waits until one replica claims to lead and a majority of all
-// replicas name it, and returns its id.
+// WaitLeader waits until one member of the latest configuration claims to lead
+// and a majority of its members name it, and returns its id.
 func (c *Cluster) WaitLeader(ctx context.Context, timeout time.Duration) (int, error) {
 	leader := 0
-	err := poll(ctx, timeout, "a leader named by a majority", func() error {
+	err := poll(ctx, timeout, "a leader named by a majority of the members", func() error {
 		st := c.Statuses(ctx, time.Second)
+		cfg := c.observe(st)
 		var claims []int
 		for id, s := range st {
-			if s.IsLeader {
+			if s.IsLeader && slices.Contains(cfg.Members, id) {
 				claims = append(claims, id)
 			}
 		}
 		if len(claims) != 1 {
-			return fmt.Errorf("replicas claiming to lead: %v (of %d answering)", claims, len(st))
+			return fmt.Errorf("members of %s claiming to lead: %v (of %d replicas answering)", cfg, claims, len(st))
 		}
 		votes := 0
-		for _, s := range st {
-			if s.LeaderID == int64(claims[0]) {
+		for id, s := range st {
+			if s.LeaderID == int64(claims[0]) && slices.Contains(cfg.Members, id) {
 				votes++
 			}
 		}
-		if votes <= len(c.reps)/2 {
-			return fmt.Errorf("only %d replicas name %d as leader", votes, claims[0])
+		if votes <= len(cfg.Members)/2 {
+			return fmt.Errorf("only %d members of %s name %d as leader", votes, cfg, claims[0])
 		}
 		leader = claims[0]
 		return nil

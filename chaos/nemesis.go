@@ -43,10 +43,16 @@ const (
 	// must rebuild itself from the others. Never more than a minority of the
 	// replicas are wiped and not yet rebuilt at once.
 	FaultWipe FaultKind = "wipe"
+	// FaultReconfigure replaces a random member (the leader, sometimes) by a
+	// spare in two changes, while the other faults go on: it adds the spare,
+	// waits until it votes and has caught up, then removes the member, which
+	// stays running as a spare. See reconfig.go.
+	FaultReconfigure FaultKind = "reconfigure"
 )
 
 // AllFaults is what "all" means.
-var AllFaults = []FaultKind{FaultPartition, FaultOneWay, FaultDelay, FaultDrop, FaultKill, FaultKillMajority, FaultPause, FaultWipe}
+var AllFaults = []FaultKind{FaultPartition, FaultOneWay, FaultDelay, FaultDrop, FaultKill, FaultKillMajority, FaultPause, FaultWipe,
+	FaultReconfigure}
 
 // ParseFaults reads a fault mix: kinds separated by commas, or "all".
 func ParseFaults(s string) ([]FaultKind, error) {
@@ -98,6 +104,10 @@ type NemesisConfig struct {
 	// Combine is the chance that a second fault of another kind runs at the
 	// same time. Default 0.3; negative means never.
 	Combine float64
+	// Early lists kinds of the mix dealt first, in a random order, before the
+	// rest of the first round: a short history whose checks need some kind
+	// to have happened names it here.
+	Early []FaultKind
 }
 
 func (c NemesisConfig) withDefaults() NemesisConfig {
@@ -131,6 +141,14 @@ type FaultEvent struct {
 	Wiped int
 }
 
+// ConfigChange is one configuration change the reconfigure fault saw
+// committed, in the history's clock.
+type ConfigChange struct {
+	At             int64
+	From, To       Configuration
+	Added, Removed int // the replica added or removed, 0 if none
+}
+
 // Nemesis injects faults into a cluster on a schedule drawn from a seeded
 // random source. What a fault targets ("the leader") is resolved when it starts.
 type Nemesis struct {
@@ -141,12 +159,20 @@ type Nemesis struct {
 	logf func(string, ...any)
 
 	// deck holds the kinds still to be drawn in this round: every kind of
-	// the mix comes once per round, in a random order.
-	deck []FaultKind
+	// the mix comes once per round, in a random order. dealt is set once the
+	// first round is in the deck.
+	deck  []FaultKind
+	dealt bool
 
-	mu     sync.Mutex // guards events and errs
+	mu     sync.Mutex // guards events, errs, changes, added and outcome
 	events []FaultEvent
 	errs   []error
+	// changes are the configuration changes the reconfigure fault made;
+	// added is the replica it added last; outcome says how the last
+	// reconfigure fault ended.
+	changes []ConfigChange
+	added   int
+	outcome string
 }
 
 // NewNemesis returns a nemesis for c whose choices come from seed.
@@ -162,6 +188,13 @@ func (n *Nemesis) Events() []FaultEvent {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]FaultEvent(nil), n.events...)
+}
+
+// Changes returns the configuration changes the reconfigure fault made.
+func (n *Nemesis) Changes() []ConfigChange {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]ConfigChange(nil), n.changes...)
 }
 
 // Err returns the errors met while injecting or healing faults.
@@ -201,6 +234,11 @@ func (n *Nemesis) Run(ctx context.Context) {
 				kinds = append(kinds, second)
 			}
 		}
+		if len(kinds) == 2 && kinds[1] == FaultReconfigure {
+			// The change starts first, so that the other fault strikes
+			// while it is under way; it is waited for last.
+			kinds[0], kinds[1] = kinds[1], kinds[0]
+		}
 		hold := n.between(n.cfg.MinHold, n.cfg.MaxHold)
 		var heals []func() error
 		var started []int
@@ -227,6 +265,10 @@ func (n *Nemesis) Run(ctx context.Context) {
 		n.mu.Lock()
 		for _, i := range started {
 			n.events[i].End = end
+			if n.events[i].Kind == FaultReconfigure {
+				n.events[i].Detail += "; " + n.outcome
+				n.logf("fault %s ended: %s", FaultReconfigure, n.outcome)
+			}
 		}
 		n.mu.Unlock()
 	}
@@ -237,8 +279,19 @@ func (n *Nemesis) Run(ctx context.Context) {
 // mix of k kinds are one of each, so a short history still sees every kind.
 func (n *Nemesis) draw() FaultKind {
 	if len(n.deck) == 0 {
-		n.deck = append(n.deck, n.cfg.Faults...)
-		n.rng.Shuffle(len(n.deck), func(i, j int) { n.deck[i], n.deck[j] = n.deck[j], n.deck[i] })
+		var early []FaultKind
+		if !n.dealt {
+			for _, k := range n.cfg.Early {
+				if slices.Contains(n.cfg.Faults, k) && !slices.Contains(early, k) {
+					early = append(early, k)
+				}
+			}
+			n.dealt = true
+		}
+		rest := slices.DeleteFunc(slices.Clone(n.cfg.Faults), func(k FaultKind) bool { return slices.Contains(early, k) })
+		n.rng.Shuffle(len(early), func(i, j int) { early[i], early[j] = early[j], early[i] })
+		n.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+		n.deck = append(early, rest...)
 	}
 	k := n.deck[0]
 	n.deck = n.deck[1:]
@@ -246,15 +299,29 @@ func (n *Nemesis) draw() FaultKind {
 }
 
 // inject starts one fault and returns what it did, how to end it and, for a
-// wipe, the replica wiped.
+// wipe, the replica wiped. Faults are aimed at the members of the latest
+// configuration known; some also strike spares, which must not mind.
 func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error, int, error) {
-	ids := n.c.IDs()
 	leader := n.c.Leader(ctx)
-	if k == FaultWipe {
+	ids := n.c.Members()
+	switch k {
+	case FaultWipe:
 		return n.wipe(ids, leader)
+	case FaultReconfigure:
+		detail, heal, err := n.reconfigure(ctx, leader)
+		return detail, heal, 0, err
 	}
 	detail, heal, err := n.injectOther(ctx, k, ids, leader)
 	return detail, heal, 0, err
+}
+
+// maybeSpare returns a random spare one time in every, or 0.
+func (n *Nemesis) maybeSpare(every int) int {
+	spares := n.c.Spares()
+	if len(spares) == 0 || n.rng.IntN(every) != 0 {
+		return 0
+	}
+	return spares[n.rng.IntN(len(spares))]
 }
 
 // injectOther starts a fault of any kind but wipe.
@@ -283,12 +350,17 @@ func (n *Nemesis) injectOther(ctx context.Context, k FaultKind, ids []int, leade
 	case FaultKillMajority:
 		return n.killMajority(ctx, ids, leader)
 	case FaultKill:
-		count := 1 + n.rng.IntN(max(1, (len(ids)-1)/2))
+		count := 1 + n.rng.IntN(max(1, n.c.Minority()))
 		withLeader := 0
 		if n.rng.IntN(2) == 0 {
 			withLeader = leader
 		}
 		victims := n.pick(ids, count, withLeader)
+		what := fmt.Sprintf("replicas %v", victims)
+		if spare := n.maybeSpare(4); spare != 0 {
+			victims = append(victims, spare)
+			what += fmt.Sprintf(" and spare %d", spare)
+		}
 		var errs []error
 		for _, id := range victims {
 			errs = append(errs, n.c.Kill(id))
@@ -300,16 +372,19 @@ func (n *Nemesis) injectOther(ctx context.Context, k FaultKind, ids []int, leade
 			}
 			return errors.Join(errs...)
 		}
-		return fmt.Sprintf("kill -9 replicas %v (leader %d), restart after", victims, leader), heal, errors.Join(errs...)
+		return fmt.Sprintf("kill -9 %s (leader %d), restart after", what, leader), heal, errors.Join(errs...)
 	case FaultPause:
-		victim := leader
+		victim, what := leader, "replica"
 		if victim == 0 || n.rng.IntN(4) == 0 {
 			victim = ids[n.rng.IntN(len(ids))]
+			if spare := n.maybeSpare(3); spare != 0 {
+				victim, what = spare, "spare"
+			}
 		}
 		if err := n.c.Pause(victim); err != nil {
 			return "", nil, err
 		}
-		return fmt.Sprintf("SIGSTOP replica %d (leader %d), SIGCONT after", victim, leader),
+		return fmt.Sprintf("SIGSTOP %s %d (leader %d), SIGCONT after", what, victim, leader),
 			func() error { return n.c.Resume(victim) }, nil
 	}
 	return "", nil, fmt.Errorf("unknown fault kind %q", k)
@@ -321,8 +396,10 @@ func (n *Nemesis) injectOther(ctx context.Context, k FaultKind, ids []int, leade
 // says it rebuilt its state; while a minority of the cluster is rebuilding, the
 // victim is one of them (wiping it again leaves no more replicas without state).
 func (n *Nemesis) wipe(ids []int, leader int) (string, func() error, int, error) {
-	rebuilding := n.c.Rebuilding()
-	victim, err := wipeVictim(n.rng, ids, rebuilding, leader)
+	// Members only: a spare that rebuilds only once a change adds it would
+	// count as rebuilding until then.
+	rebuilding := slices.DeleteFunc(n.c.Rebuilding(), func(id int) bool { return !slices.Contains(ids, id) })
+	victim, err := wipeVictim(n.rng, ids, rebuilding, leader, n.c.Minority())
 	if err != nil {
 		return "", nil, 0, err
 	}
@@ -341,12 +418,11 @@ func (n *Nemesis) wipe(ids []int, leader int) (string, func() error, int, error)
 	return detail + ", restart it after", restart, victim, nil
 }
 
-// wipeVictim picks the replica to wipe: any replica (the leader half the time)
-// while fewer than a minority are rebuilding, otherwise one of those.
-func wipeVictim(rng *rand.Rand, ids, rebuilding []int, leader int) (int, error) {
-	minority := (len(ids) - 1) / 2
+// wipeVictim picks the member to wipe: any of ids (the leader half the time)
+// while fewer than minority are rebuilding, otherwise one of those.
+func wipeVictim(rng *rand.Rand, ids, rebuilding []int, leader, minority int) (int, error) {
 	if minority < 1 {
-		return 0, fmt.Errorf("a cluster of %d replicas has no minority to wipe", len(ids))
+		return 0, fmt.Errorf("members %v have no minority to wipe", ids)
 	}
 	candidates := ids
 	if len(rebuilding) >= minority {
@@ -366,11 +442,16 @@ func wipeVictim(rng *rand.Rand, ids, rebuilding []int, leader int) (int, error) 
 func (n *Nemesis) killMajority(ctx context.Context, ids []int, leader int) (string, func() error, error) {
 	majority := len(ids)/2 + 1
 	victims := n.pick(ids, majority+n.rng.IntN(len(ids)-majority+1), leader)
+	if len(victims) == len(ids) {
+		// Every replica, the spares too.
+		victims = n.c.IDs()
+	}
 	var cut []*Link
 	detail := fmt.Sprintf("kill -9 replicas %v (leader %d), restart after", victims, leader)
 	if n.rng.Float64() < n.cfg.IsolateBeforeKill {
-		for _, a := range ids {
-			for _, b := range ids {
+		all := n.c.IDs()
+		for _, a := range all {
+			for _, b := range all {
 				if a != b && slices.Contains(victims, a) != slices.Contains(victims, b) {
 					l := n.c.Link(a, b)
 					l.Cut(true, true)
@@ -418,7 +499,8 @@ func (n *Nemesis) pick(ids []int, count, must int) []int {
 	return out
 }
 
-// partition cuts every link between replicas on different sides.
+// partition cuts every link between replicas on different sides: the sides
+// are drawn among the members ids, and every spare joins one at random.
 func (n *Nemesis) partition(ids []int, leader int) (string, func() error, error) {
 	if leader == 0 {
 		leader = ids[n.rng.IntN(len(ids))]
@@ -454,9 +536,16 @@ func (n *Nemesis) partition(ids []int, leader int) (string, func() error, error)
 			}
 		}
 	}
+	// Spares go to either side.
+	all := n.c.IDs()
+	for _, id := range all {
+		if !slices.Contains(ids, id) {
+			side[id] = n.rng.IntN(2)
+		}
+	}
 	var cut []*Link
-	for _, a := range ids {
-		for _, b := range ids {
+	for _, a := range all {
+		for _, b := range all {
 			if a == b || a == bridge || b == bridge || side[a] == side[b] {
 				continue
 			}
@@ -466,7 +555,7 @@ func (n *Nemesis) partition(ids []int, leader int) (string, func() error, error)
 		}
 	}
 	var left, right []int
-	for _, id := range ids {
+	for _, id := range all {
 		switch {
 		case id == bridge:
 		case side[id] == 0:
@@ -478,6 +567,9 @@ func (n *Nemesis) partition(ids []int, leader int) (string, func() error, error)
 	desc := fmt.Sprintf("partition (%s, leader %d): %v | %v", what, leader, left, right)
 	if bridge != 0 {
 		desc += fmt.Sprintf(", bridged by %d", bridge)
+	}
+	if len(all) > len(ids) {
+		desc += fmt.Sprintf(" (members %v)", ids)
 	}
 	return desc, healLinks(cut), nil
 }
@@ -493,7 +585,7 @@ func (n *Nemesis) oneWay(ids []int, leader int) (string, func() error, error) {
 		// The leader's requests are lost and so are its replies: others
 		// cannot hear it, while it hears them.
 		what = fmt.Sprintf("leader %d mute", leader)
-		for _, id := range ids {
+		for _, id := range n.c.IDs() {
 			if id == leader {
 				continue
 			}
@@ -506,7 +598,7 @@ func (n *Nemesis) oneWay(ids []int, leader int) (string, func() error, error) {
 		// The replies to the leader and the requests to it are lost: it is
 		// heard but hears nothing.
 		what = fmt.Sprintf("leader %d deaf", leader)
-		for _, id := range ids {
+		for _, id := range n.c.IDs() {
 			if id == leader {
 				continue
 			}
@@ -532,7 +624,8 @@ func (n *Nemesis) oneWay(ids []int, leader int) (string, func() error, error) {
 	return "one-way: " + what, healLinks(links), nil
 }
 
-// someLinks picks the links of one replica, or a random handful, or all.
+// someLinks picks the links of one of ids, or a random handful of every
+// replica's links, or all.
 func (n *Nemesis) someLinks(ids []int) []*Link {
 	all := n.c.Links()
 	switch n.rng.IntN(3) {

@@ -147,19 +147,25 @@ func TestOneWayLeader(t *testing.T) {
 func TestWipeVictim(t *testing.T) {
 	for _, tc := range []struct {
 		ids, rebuilding []int
+		minority        int
 		allowed         []int
 	}{
-		{[]int{1, 2, 3}, nil, []int{1, 2, 3}},
-		{[]int{1, 2, 3}, []int{2}, []int{2}},
-		{[]int{1, 2, 3, 4, 5}, nil, []int{1, 2, 3, 4, 5}},
-		{[]int{1, 2, 3, 4, 5}, []int{4}, []int{1, 2, 3, 4, 5}},
-		{[]int{1, 2, 3, 4, 5}, []int{1, 4}, []int{1, 4}},
+		{[]int{1, 2, 3}, nil, 1, []int{1, 2, 3}},
+		{[]int{1, 2, 3}, []int{2}, 1, []int{2}},
+		{[]int{1, 2, 3, 4, 5}, nil, 2, []int{1, 2, 3, 4, 5}},
+		{[]int{1, 2, 3, 4, 5}, []int{4}, 2, []int{1, 2, 3, 4, 5}},
+		{[]int{1, 2, 3, 4, 5}, []int{1, 4}, 2, []int{1, 4}},
+		// One member more than the initial three while a spare is added:
+		// still one of them at most.
+		{[]int{1, 2, 4, 5}, []int{5}, 1, []int{5}},
+		// Four members at first, five during a change: one at most.
+		{[]int{1, 2, 3, 4, 6}, []int{3}, 1, []int{3}},
 	} {
 		seen := make(map[int]bool)
 		for seed := range uint64(200) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			leader := 1 + int(seed%uint64(len(tc.ids)))
-			v, err := wipeVictim(rng, tc.ids, tc.rebuilding, leader)
+			v, err := wipeVictim(rng, tc.ids, tc.rebuilding, leader, tc.minority)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +179,7 @@ func TestWipeVictim(t *testing.T) {
 		}
 	}
 	for _, n := range []int{1, 2} {
-		if _, err := wipeVictim(rand.New(rand.NewPCG(1, 1)), []int{1, 2}[:n], nil, 1); err == nil {
+		if _, err := wipeVictim(rand.New(rand.NewPCG(1, 1)), []int{1, 2}[:n], nil, 1, (n-1)/2); err == nil {
 			t.Errorf("a cluster of %d replicas had a replica to wipe", n)
 		}
 	}
@@ -194,5 +200,71 @@ func TestDrawDealsEveryKind(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d drew %v", round, got)
 		}
+	}
+}
+
+// TestDrawDealsEarlyFirst checks that the kinds named Early come first, once
+// each, and that every kind still comes once in each round.
+func TestDrawDealsEarlyFirst(t *testing.T) {
+	early := []FaultKind{FaultWipe, FaultReconfigure}
+	for seed := range uint64(20) {
+		n := NewNemesis(linkCluster(t, 3), NemesisConfig{Faults: AllFaults, Early: early}, seed, NewHistory(), nil)
+		first := []FaultKind{n.draw(), n.draw()}
+		slices.Sort(first)
+		if want := []FaultKind{FaultReconfigure, FaultWipe}; !slices.Equal(first, want) {
+			t.Fatalf("seed %d: first draws %v, want %v in some order", seed, first, want)
+		}
+		for round := range 3 {
+			got := slices.Clone(first)
+			for range len(AllFaults) - len(got) {
+				got = append(got, n.draw())
+			}
+			slices.Sort(got)
+			want := slices.Clone(AllFaults)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("seed %d, round %d drew %v", seed, round, got)
+			}
+			first = nil
+		}
+	}
+}
+
+// TestPartitionAmongMembers checks that partitions are drawn among the members
+// of the configuration in force: an isolated leader is cut off from every
+// other member, whatever side the spares fall on.
+func TestPartitionAmongMembers(t *testing.T) {
+	c := linkCluster(t, 7)
+	c.config = Configuration{Epoch: 3, Members: []int{1, 2, 4, 6, 7}}
+	const leader = 4
+	isolated := 0
+	for seed := range uint64(64) {
+		n := NewNemesis(c, NemesisConfig{Faults: []FaultKind{FaultPartition}}, seed, NewHistory(), nil)
+		desc, heal, err := n.partition(c.Members(), leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(desc, "leader isolated") {
+			isolated++
+			for _, m := range c.Members() {
+				if m == leader {
+					continue
+				}
+				if fwd, bwd := c.Link(leader, m).cuts(); !fwd || !bwd {
+					t.Fatalf("%s: link %d→%d not cut", desc, leader, m)
+				}
+				for _, o := range c.Members() {
+					if o != m && o != leader {
+						if fwd, _ := c.Link(m, o).cuts(); fwd {
+							t.Fatalf("%s: link %d→%d between members on the majority side cut", desc, m, o)
+						}
+					}
+				}
+			}
+		}
+		heal()
+	}
+	if isolated == 0 {
+		t.Fatal("64 seeds never isolated the leader")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/anishathalye/porcupine"
+
 	"github.com/ballot-kv/ballot/gen/kvapi"
 )
 
@@ -31,5 +33,26 @@ func TestDigestOf(t *testing.T) {
 	diffs := compareDigests([]int{1, 2, 3}, map[int]*kvapi.Digest{1: good, 2: bad, 3: good}, views)
 	if len(diffs) != 2 || !strings.Contains(diffs[0], "replica 2's digest") || !strings.Contains(diffs[1], "[2]") {
 		t.Fatalf("a replica whose digest is wrong: %v", diffs)
+	}
+}
+
+// TestAnsweredAfterJoin counts operations answered by a replica only while a
+// change had added it and none had removed it again.
+func TestAnsweredAfterJoin(t *testing.T) {
+	op := func(call int64, replica int) porcupine.Operation {
+		return porcupine.Operation{Input: Input{Kind: OpGet, Key: "k"}, Call: call, Return: call + 1, Output: Output{Replica: replica}}
+	}
+	changes := []ConfigChange{{At: 10, Added: 6}, {At: 20, Removed: 1}, {At: 30, Removed: 6}, {At: 40, Added: 1}}
+	ops := []porcupine.Operation{
+		op(5, 6),  // before it joined
+		op(15, 6), // a member
+		op(25, 6), // a member
+		op(35, 6), // removed
+		op(15, 1), // an initial member
+		op(45, 1), // added again
+		{Input: Input{Kind: OpPut, Key: "k"}, Call: 15, Return: never, Output: Output{Unknown: true}},
+	}
+	if got := answeredAfterJoin(ops, changes); got != 3 {
+		t.Fatalf("answeredAfterJoin = %d, want 3", got)
 	}
 }

@@ -26,8 +26,12 @@ type RunConfig struct {
 	// Binary is the ballotd to run; Env is added to its environment.
 	Binary string
 	Env    []string
-	// Replicas is the cluster size. Default 5.
+	// Replicas is the cluster size: its initial members. Default 5.
 	Replicas int
+	// Spares is how many replicas to lay out beyond the members for the
+	// reconfigure fault to add. Default 2 if the fault mix has reconfigure,
+	// none otherwise; negative means none.
+	Spares int
 	// Dir is a scratch directory for data and logs.
 	Dir string
 	// Compaction sets the replicas' snapshot and compaction flags. The zero
@@ -60,8 +64,16 @@ type Result struct {
 	Faults                                   int
 	// Wipes counts wipe faults; AfterWipe the operations a replica answered
 	// after it was wiped (and rebuilt: it neither leads nor answers before),
-	// final reads included.
-	Wipes, AfterWipe int
+	// final reads included; WipedMembers the wiped replicas still members at
+	// the end, each of which answered final reads as leader.
+	Wipes, AfterWipe, WipedMembers int
+	// Changes counts the configuration changes the reconfigure fault saw
+	// committed, Replacements the members it replaced (a spare added, then a
+	// member removed), AfterJoin the operations answered by a replica a change
+	// had added. Final is the configuration in force at the end, whose members
+	// the final checks cover.
+	Changes, Replacements, AfterJoin int
+	Final                            Configuration
 	// Compaction is what the replicas' logs say they did: snapshots taken and
 	// installed, store files rewritten, and failures of either.
 	Compaction compactionLog
@@ -95,6 +107,10 @@ func (r Result) String() string {
 		"faults=%d (wipes=%d, ops answered by wiped replicas=%d) snapshots=%d installed=%d rewrites=%d lost=%d took=%s",
 		r.Name, r.Seed, r.Verdict, r.Reads+r.Writes+r.Unknown, r.Reads, r.Writes, r.Unknown, r.Retries, r.ReadsDropped, r.WritesNotProposed,
 		r.Faults, r.Wipes, r.AfterWipe, r.Compaction.Snapshots, r.Compaction.Installs, r.Compaction.Rewrites, r.Lost, r.Took.Round(time.Millisecond))
+	if r.Changes > 0 || r.Final.Epoch > 1 {
+		s += fmt.Sprintf(" changes=%d (replacements=%d, ops answered by added replicas=%d, final configuration %s)",
+			r.Changes, r.Replacements, r.AfterJoin, r.Final)
+	}
 	if r.Compaction.Failures > 0 {
 		s += fmt.Sprintf(" compaction-failures=%d", r.Compaction.Failures)
 	}
@@ -128,11 +144,17 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
+	switch {
+	case cfg.Spares < 0:
+		cfg.Spares = 0
+	case cfg.Spares == 0 && slices.Contains(cfg.Nemesis.Faults, FaultReconfigure):
+		cfg.Spares = 2
+	}
 	wl := cfg.Workload.withDefaults()
 	res := Result{Name: cfg.Name, Seed: cfg.Seed}
 
-	c, err := StartCluster(ClusterConfig{Binary: cfg.Binary, Replicas: cfg.Replicas, Dir: cfg.Dir, Env: cfg.Env, Seed: cfg.Seed,
-		Compaction: cfg.Compaction, Logf: logf})
+	c, err := StartCluster(ClusterConfig{Binary: cfg.Binary, Replicas: cfg.Replicas, Spares: cfg.Spares, Dir: cfg.Dir, Env: cfg.Env,
+		Seed: cfg.Seed, Compaction: cfg.Compaction, Logf: logf})
 	if err != nil {
 		return res, err
 	}
@@ -165,6 +187,13 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	}
 	events := nem.Events()
 	res.Faults = len(events)
+	changes := nem.Changes()
+	res.Changes = len(changes)
+	for _, ch := range changes {
+		if ch.Removed != 0 {
+			res.Replacements++
+		}
+	}
 
 	// Heal everything, restart everything, and wait for a leader.
 	if err := c.HealAll(); err != nil {
@@ -177,12 +206,23 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	} else if _, err := c.WaitLeader(ctx, 30*time.Second); err != nil {
 		res.Problems = append(res.Problems, "after healing: "+err.Error())
 	} else {
+		res.Final = c.ObserveConfig(ctx)
+		if n, initial := len(res.Final.Members), c.InitialMembers(); n != initial && n != initial+1 {
+			res.Problems = append(res.Problems, fmt.Sprintf("the configuration in force, %s, has %d members; the harness keeps %d or %d",
+				res.Final, n, initial, initial+1))
+		}
+		var joined []int
+		for _, ch := range changes {
+			if ch.Added != 0 && !slices.Contains(joined, ch.Added) {
+				joined = append(joined, ch.Added)
+			}
+		}
 		var problems []string
-		reads, problems = readBack(ctx, c, h, wl.Keys, cfg.SettleTimeout, logf)
+		reads, problems = readBack(ctx, c, h, wl.Keys, joined, cfg.SettleTimeout, logf)
 		res.Problems = append(res.Problems, problems...)
 		if len(reads) > 0 {
 			last := reads[len(reads)-1]
-			res.Diverged, err = converge(ctx, c, wl.Keys, last.values, last.applied, cfg.SettleTimeout)
+			res.Diverged, res.Final, err = converge(ctx, c, wl.Keys, last.values, last.applied, cfg.SettleTimeout)
 			if err != nil {
 				res.Problems = append(res.Problems, err.Error())
 			}
@@ -207,6 +247,12 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 		}
 	}
 	res.AfterWipe = answeredAfterWipe(ops, events)
+	for _, id := range c.Wiped() {
+		if slices.Contains(res.Final.Members, id) {
+			res.WipedMembers++
+		}
+	}
+	res.AfterJoin = answeredAfterJoin(ops, changes)
 	res.Compaction = countCompaction(c)
 	result, info := porcupine.CheckOperationsVerbose(KVModel, ops, cfg.CheckTimeout)
 	res.Verdict = result
@@ -276,22 +322,32 @@ func currentLeader(ctx context.Context, c *Cluster) func() (int, error) {
 	}
 }
 
-// converge waits until every replica has applied the same slot (at least
-// atLeast) and then compares stale reads of every key on every replica, with
-// each other and with the final linearizable reads, and the digests of their
-// whole stores at that slot, with each other and with their own stale reads.
-// It returns how they disagree ("" if they do not), or an error if they never
-// settle.
-func converge(ctx context.Context, c *Cluster, keys []string, final map[string]Output, atLeast int64, timeout time.Duration) (string, error) {
-	var diverged string
-	err := poll(ctx, timeout, "every replica to apply the same slot", func() error {
+// converge waits until every member of the configuration in force has applied
+// the same slot (at least atLeast), in that configuration, and then compares
+// stale reads of every key on every member, with each other and with the final
+// linearizable reads, and the digests of their whole stores at that slot, with
+// each other and with their own stale reads. Replicas a change removed are left
+// out: they stop applying when they leave. It returns how the members disagree
+// ("" if they do not) and the configuration, or an error if they never settle.
+func converge(ctx context.Context, c *Cluster, keys []string, final map[string]Output, atLeast int64,
+	timeout time.Duration) (string, Configuration, error) {
+	var (
+		diverged string
+		cfg      Configuration
+	)
+	err := poll(ctx, timeout, "every member to apply the same slot", func() error {
 		diverged = ""
-		slot, err := sameApplied(ctx, c, atLeast)
+		var (
+			slot int64
+			err  error
+		)
+		cfg, slot, err = sameApplied(ctx, c, atLeast)
 		if err != nil {
 			return err
 		}
+		ids := cfg.Members
 		views := make(map[int]map[string]Output)
-		for _, id := range c.IDs() {
+		for _, id := range ids {
 			v, err := staleView(ctx, c, id, keys)
 			if err != nil {
 				return err
@@ -299,7 +355,7 @@ func converge(ctx context.Context, c *Cluster, keys []string, final map[string]O
 			views[id] = v
 		}
 		digests := make(map[int]*kvapi.Digest)
-		for _, id := range c.IDs() {
+		for _, id := range ids {
 			d, err := c.Digest(ctx, id, 2*time.Second)
 			if err != nil {
 				return fmt.Errorf("digest of replica %d: %w", id, err)
@@ -309,17 +365,17 @@ func converge(ctx context.Context, c *Cluster, keys []string, final map[string]O
 			}
 			digests[id] = d
 		}
-		again, err := sameApplied(ctx, c, atLeast)
+		after, slotAfter, err := sameApplied(ctx, c, atLeast)
 		if err != nil {
 			return err
 		}
-		if again != slot {
-			return fmt.Errorf("applied moved from %d to %d while reading", slot, again)
+		if slotAfter != slot || after.Epoch != cfg.Epoch {
+			return fmt.Errorf("applied moved from slot %d of %s to slot %d of %s while reading", slot, cfg, slotAfter, after)
 		}
-		diffs := compareDigests(c.IDs(), digests, views)
+		diffs := compareDigests(ids, digests, views)
 		for _, key := range keys {
 			byValue := make(map[string][]int)
-			for _, id := range c.IDs() {
+			for _, id := range ids {
 				byValue[describeValue(views[id][key])] = append(byValue[describeValue(views[id][key])], id)
 			}
 			want := describeValue(final[key])
@@ -328,14 +384,14 @@ func converge(ctx context.Context, c *Cluster, keys []string, final map[string]O
 			}
 		}
 		if len(diffs) > 0 {
-			diverged = fmt.Sprintf("at applied slot %d: %s", slot, strings.Join(diffs, "; "))
+			diverged = fmt.Sprintf("at applied slot %d of configuration %s: %s", slot, cfg, strings.Join(diffs, "; "))
 		}
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("replicas did not converge: %w", err)
+		return "", cfg, fmt.Errorf("members did not converge: %w", err)
 	}
-	return diverged, nil
+	return diverged, cfg, nil
 }
 
 // compareDigests reports digests, taken at the same applied slot, that differ
@@ -391,25 +447,30 @@ func digestOf(view map[string]Output) (int64, [32]byte) {
 	return int64(len(keys)), sum
 }
 
-// sameApplied returns the applied slot every replica reports, or an error if
-// they differ or one does not answer.
-func sameApplied(ctx context.Context, c *Cluster, atLeast int64) (int64, error) {
+// sameApplied returns the latest configuration and the applied slot every
+// member of it reports, or an error if one does not answer, does not report
+// itself a member of that configuration, or has applied another slot.
+func sameApplied(ctx context.Context, c *Cluster, atLeast int64) (Configuration, int64, error) {
 	st := c.Statuses(ctx, time.Second)
+	cfg := c.observe(st)
 	applied := make(map[int]int64)
-	for _, id := range c.IDs() {
+	for _, id := range cfg.Members {
 		s, ok := st[id]
 		if !ok {
-			return 0, fmt.Errorf("replica %d does not answer status", id)
+			return cfg, 0, fmt.Errorf("replica %d does not answer status", id)
+		}
+		if s.ConfigEpoch != cfg.Epoch || !s.Member {
+			return cfg, 0, fmt.Errorf("replica %d reports configuration epoch %d, member %v; want %s", id, s.ConfigEpoch, s.Member, cfg)
 		}
 		applied[id] = s.Applied
 	}
-	first := applied[1]
+	first := applied[cfg.Members[0]]
 	for _, a := range applied {
 		if a != first || a < atLeast {
-			return 0, fmt.Errorf("applied slots %v (want all equal, at least %d)", applied, atLeast)
+			return cfg, 0, fmt.Errorf("applied slots %v (want all equal, at least %d)", applied, atLeast)
 		}
 	}
-	return first, nil
+	return cfg, first, nil
 }
 
 // staleView reads every key from replica id's local copy.

@@ -62,10 +62,13 @@ type Cluster struct {
 	links map[[2]int]*Link // by {from, to}
 	logf  func(string, ...any)
 
-	mu         sync.Mutex // guards unexpected and config
+	mu         sync.Mutex // guards unexpected, config and misfits
 	unexpected []string
 	// config is the latest committed configuration the harness knows of.
 	config Configuration
+	// misfits lists the configurations seen with other than the initial
+	// number of members or one more, which the harness never asks for.
+	misfits []string
 }
 
 // Configuration is a committed configuration: its epoch and its members' ids,
@@ -510,11 +513,12 @@ func (c *Cluster) Close() {
 	}
 }
 
-// Trouble returns the replicas' exits that no one asked for, and every log
-// line that shows a crash or a data race.
+// Trouble returns the replicas' exits that no one asked for, configurations
+// of a size the harness never asks for, and every log line that shows a crash
+// or a data race.
 func (c *Cluster) Trouble() []string {
 	c.mu.Lock()
-	out := append([]string(nil), c.unexpected...)
+	out := append(slices.Clone(c.unexpected), c.misfits...)
 	c.mu.Unlock()
 	for _, r := range c.reps {
 		data, err := os.ReadFile(r.LogPath)
@@ -637,6 +641,10 @@ func (c *Cluster) noteConfig(cfg Configuration) Configuration {
 		c.config = Configuration{Epoch: cfg.Epoch, Members: slices.Clone(cfg.Members)}
 		slices.Sort(c.config.Members)
 		c.logf("configuration %s in force", c.config)
+		if n, initial := len(cfg.Members), c.InitialMembers(); n != initial && n != initial+1 {
+			c.misfits = append(c.misfits, fmt.Sprintf("configuration %s has %d members; the harness asks for %d or %d",
+				c.config, n, initial, initial+1))
+		}
 	}
 	return Configuration{Epoch: c.config.Epoch, Members: slices.Clone(c.config.Members)}
 }

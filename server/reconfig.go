@@ -61,7 +61,7 @@ func (n *node) startReconfig(rq *reconfigRequest) {
 		rq.done <- reconfigOutcome{err: errNotLeader}
 		return
 	}
-	if sameMembers(rq.want.members, n.mem.members) {
+	if sameMembers(rq.want.members, n.committedMembers()) {
 		rq.done <- reconfigOutcome{mem: n.mem}
 		return
 	}
@@ -268,4 +268,19 @@ func (n *node) configChanged() (bool, error) {
 		return false, fmt.Errorf("%s: %w", n.storagePath, err)
 	}
 	return m.epoch > n.mem.epoch || n.joining, nil
+}
+
+// committedMembers returns the members of the configuration in force with the
+// addresses the configuration records (n.mem has this replica's own file's
+// addresses for the members it lists).
+func (n *node) committedMembers() []replicas.Replica {
+	data, err := n.storage.Config()
+	if err != nil || data == nil {
+		return n.mem.members
+	}
+	m, err := decodeMembership(data)
+	if err != nil || m.epoch != n.mem.epoch {
+		return n.mem.members
+	}
+	return m.members
 }

@@ -210,11 +210,11 @@ func (c *Cluster) waitCaughtUp(ctx context.Context, id int, epoch int64, deadlin
 // the leader and follows NotLeader. After an answer that leaves the outcome
 // unknown (Unavailable, a timeout, a broken connection) it checks the
 // replicas' status: the change may have been committed, or may still be;
-// otherwise it asks again for the same members. Asking for the members in
-// force is meant to change nothing; today, behind the proxies, it commits them
-// again under a new epoch (TestReconfigureAgainBehindProxies), which moves no
-// member. It returns the configuration committed, or an error if the cluster
-// committed none it could see (errConfigMoved if it committed another).
+// otherwise it asks again for the same members, which commits nothing twice:
+// asking for the members in force changes nothing, also behind the proxies
+// (TestReconfigureAgainBehindProxies). It returns the configuration committed,
+// or an error if the cluster committed none it could see (errConfigMoved if it
+// committed another).
 func (c *Cluster) Reconfigure(ctx context.Context, target []int, deadline time.Time) (Configuration, error) {
 	target = slices.Clone(target)
 	slices.Sort(target)

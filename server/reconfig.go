@@ -61,8 +61,8 @@ func (n *node) startReconfig(rq *reconfigRequest) {
 		rq.done <- reconfigOutcome{err: errNotLeader}
 		return
 	}
-	if sameMembers(rq.want.members, n.committedMembers()) {
-		rq.done <- reconfigOutcome{mem: n.mem}
+	if committed := n.committedMembers(); sameMembers(rq.want.members, committed) {
+		rq.done <- reconfigOutcome{mem: membership{epoch: n.mem.epoch, members: committed}}
 		return
 	}
 	if n.reconfigSlot != 0 || n.core.Ended() != 0 {
@@ -157,12 +157,12 @@ func (n *node) adoptStoredConfig() error {
 	if err := n.storage.DropLog(); err != nil {
 		return fmt.Errorf("start configuration %d: %w", next.epoch, err)
 	}
-	prev := n.mem
+	prev, recorded := n.mem, next
 	next = withFileAddresses(next, n.fileList)
 	n.mem = next
 	n.links(next.members)
 	if rq := n.reconfigWaiter; rq != nil {
-		rq.done <- reconfigOutcome{mem: next, slot: n.reconfigSlot}
+		rq.done <- reconfigOutcome{mem: recorded, slot: n.reconfigSlot}
 		n.reconfigWaiter = nil
 	}
 	n.reconfigSlot = 0

@@ -24,6 +24,9 @@ type rebuildPlan struct {
 	rebuild  bool        // the cluster has history: rebuild; false: a new cluster
 	promised peer.Ballot // at least the highest ballot a majority of the others promised
 	upTo     uint64      // the highest slot they accepted, applied or are rebuilding to
+	// epoch and members: the latest configuration they are in (0: none reported).
+	epoch   uint64
+	members []uint64
 }
 
 // planRebuild decides how a replica whose store holds no acceptor state (a new
@@ -100,6 +103,7 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 			continue
 		case established && counted >= need:
 			plan.rebuild = true
+			plan.epoch, plan.members = latest.Epoch, latest.Members
 			return plan, nil
 		}
 		logger.Info("waiting for the other replicas to answer", "answered", len(answers), "with_state", counted,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestPlanNewCluster(t *testing.T) {
 	fakes := map[uint64]*fakeInquirer{2: answers(starting, nil), 3: answers(starting, nil)}
 	start := time.Now()
 	r := waitPlan(t, startPlan(t, context.Background(), 0, fakes, 3, hold, 50*time.Millisecond), 10*time.Second)
-	if r.err != nil || r.plan != (rebuildPlan{}) {
+	if r.err != nil || !reflect.DeepEqual(r.plan, rebuildPlan{}) {
 		t.Fatalf("plan %+v, %v; want a new cluster", r.plan, r.err)
 	}
 	if d := time.Since(start); d >= hold {
@@ -159,7 +160,7 @@ func TestPlanRebuild(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	want := rebuildPlan{rebuild: true, promised: peer.Ballot{Round: 5, ID: 3}, upTo: 52}
-	if r.plan != want {
+	if !reflect.DeepEqual(r.plan, want) {
 		t.Fatalf("plan %+v, want %+v", r.plan, want)
 	}
 	for id, f := range fakes {
@@ -259,7 +260,7 @@ func TestPlanRetriesSoonAfterRefusal(t *testing.T) {
 	fakes := map[uint64]*fakeInquirer{2: late, 3: answers(starting, nil)}
 	start := time.Now()
 	r := waitPlan(t, startPlan(t, context.Background(), 0, fakes, 3, time.Minute, timeout), 2*timeout)
-	if r.err != nil || r.plan != (rebuildPlan{}) {
+	if r.err != nil || !reflect.DeepEqual(r.plan, rebuildPlan{}) {
 		t.Fatalf("plan %+v, %v; want a new cluster", r.plan, r.err)
 	}
 	if d := time.Since(start); d > timeout/4 {

@@ -268,8 +268,25 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			durable.Promised, durable.RebuildTo = plan.promised, upTo
 			// Without a configuration of its own it learns the cluster's from a
-			// snapshot before it takes part.
+			// snapshot before it takes part, unless the others are in one that
+			// includes it (it lost its disk, or started late in a new cluster):
+			// then it takes part in that one, rebuilding.
 			joining = !haveConfig
+			if joining && plan.epoch != 0 && slices.Contains(plan.members, self.ID) {
+				known := membership{epoch: plan.epoch}
+				for _, id := range plan.members {
+					if r, ok := replicas.Find(fileList, id); ok {
+						known.members = append(known.members, r)
+					}
+				}
+				if len(known.members) == len(plan.members) {
+					mem, joining = known, false
+					if err := recordConfig(); err != nil {
+						stopServers()
+						return err
+					}
+				}
+			}
 			logger.Warn("rebuilding lost acceptor state: no votes until the log is learned up to the slot the others report",
 				"promised", plan.promised.String(), "rebuild_to", upTo)
 		} else {
@@ -292,6 +309,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Seed:           seed(),
 		Logger:         cfg.Logger,
 	}
+	// The plan may have named the configuration this replica is in.
+	coreConfig.Members = mem.ids()
+	_, selfMember = mem.find(self.ID)
 	retired := !selfMember && !joining
 	if retired || joining {
 		// Not voting: the core is never ticked or stepped, only asked for status.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -61,16 +60,7 @@ func digest(c *cli.Context) error {
 	}
 	defer cl.Close()
 
-	rows := make([]replicaDigest, len(t.replicas))
-	var wg sync.WaitGroup
-	for i, r := range t.replicas {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rows[i] = queryDigest(c.Context, cl.Digest, r)
-		}()
-	}
-	wg.Wait()
+	rows := askEach(t.replicas, func(r replicas.Replica) replicaDigest { return queryDigest(c.Context, cl.Digest, r) })
 
 	up := 0
 	for _, r := range rows {

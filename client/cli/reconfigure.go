@@ -363,13 +363,19 @@ func committedConfig(rows []replicaStatus, wanted, known []replicas.Replica) (co
 
 // queryAll asks every replica for its status at once, each within the timeout.
 func queryAll(ctx context.Context, ask statusFunc, list []replicas.Replica) []replicaStatus {
-	rows := make([]replicaStatus, len(list))
+	return askEach(list, func(r replicas.Replica) replicaStatus { return queryStatus(ctx, ask, r) })
+}
+
+// askEach calls ask for every replica at once and returns the answers in the
+// replicas' order.
+func askEach[T any](list []replicas.Replica, ask func(replicas.Replica) T) []T {
+	rows := make([]T, len(list))
 	var wg sync.WaitGroup
 	for i, r := range list {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rows[i] = queryStatus(ctx, ask, r)
+			rows[i] = ask(r)
 		}()
 	}
 	wg.Wait()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -61,16 +60,7 @@ func status(c *cli.Context) error {
 	}
 	defer cl.Close()
 
-	rows := make([]replicaStatus, len(t.replicas))
-	var wg sync.WaitGroup
-	for i, r := range t.replicas {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rows[i] = queryStatus(c.Context, cl.Status, r)
-		}()
-	}
-	wg.Wait()
+	rows := queryAll(c.Context, cl.Status, t.replicas)
 
 	up := 0
 	for _, r := range rows {

@@ -18,12 +18,10 @@ import (
 type kvHandler struct {
 	node    *node
 	self    replicas.Replica
-	members map[uint64]replicas.Replica
 	timeout timeoutFunc
 	store   Storage
 	faults  faults
 	snaps   *snapshotFiles
-	epoch   uint64 // of the committed configuration
 	dataDir string
 	digest  func() (applied uint64, keys int64, sum [32]byte, err error)
 }

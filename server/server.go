@@ -194,11 +194,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}, cfg.PeerTimeout, peerMaxFrame, logger)
 	handler := &kvHandler{
 		self:    self,
-		members: members,
 		store:   st,
 		faults:  flt,
 		snaps:   snaps,
-		epoch:   mem.epoch,
 		dataDir: cfg.DataDir,
 		digest:  st.Digest,
 		timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {

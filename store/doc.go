@@ -33,10 +33,23 @@
 //   - Rewrite, InstallSnapshot and Restore build a new file, sync it, rename it over
 //     ballot.db and sync the directory; WriteSnapshot does the same with its file.
 //
-// A failed write or fsync stops the store: every later Save, Apply and Compact
-// returns the same error, wrapping ErrDiskFailed. After a failed fsync Linux may have
-// dropped the dirty pages and cleared the error, so a retry could "succeed" without
-// the data; a replica that cannot trust its disk must stop acting as an acceptor.
+// A failed write or fsync of the store's file stops the store: every later write
+// (Save, Apply, Compact, DropLog, SetRebuildTo, SetConfig, Rewrite,
+// InstallSnapshot) and WriteSnapshot returns the same error, wrapping ErrDiskFailed
+// and naming the operation, the file and the system's error; for a full disk
+// (ENOSPC, EDQUOT) it names the data directory and says to free space and restart.
+// After a failed fsync Linux may have dropped the dirty pages and cleared the
+// error, so a retry could "succeed" without the data; a replica that cannot trust
+// its disk must stop acting as an acceptor. A failed write leaves memory no
+// further than the file: buntdb cuts what part of the transaction reached the file
+// and rolls it back in memory. What was acknowledged (Save returned nil) is in
+// the file; opening the store again, once the disk has room, goes on from there.
+//
+// The second copies of the data (Rewrite, InstallSnapshot, WriteSnapshot) are
+// different: they are written to files of their own, and a failure before the
+// rename leaves the store as it was. On a nearly full disk such a copy could take
+// the space the store's own next write needs, so each first checks the free space
+// and refuses with ErrNoSpace when the copy and a reserve do not fit.
 //
 // # Torn writes
 //

@@ -62,6 +62,13 @@ func (s *Store) Rewrite() error {
 	if err != nil {
 		return err
 	}
+	var need int64
+	for _, r := range recs {
+		need += recordBytes(len(r.key), len(r.val))
+	}
+	if err := checkSpace("rewrite "+s.path, filepath.Dir(s.path), need); err != nil {
+		return err
+	}
 	tmp := s.tmpPath()
 	fb, err := createFile(tmp)
 	if err != nil {
@@ -128,6 +135,13 @@ func (s *Store) InstallSnapshot(path string) (SnapshotInfo, error) {
 	s.rewriteMu.Lock()
 	defer s.rewriteMu.Unlock()
 	started := time.Now()
+	if fi, err := os.Stat(path); err == nil {
+		// The new file holds the snapshot's records in buntdb's format, which
+		// takes about 30 bytes more per record: up to twice the snapshot's size.
+		if err := checkSpace("install snapshot into "+s.path, filepath.Dir(s.path), 2*fi.Size()); err != nil {
+			return SnapshotInfo{}, err
+		}
+	}
 	tmp := s.tmpPath()
 	fb, err := createFile(tmp)
 	if err != nil {

@@ -59,8 +59,9 @@ type stateView struct {
 func (s *Store) captureState(op string, withClients bool) (stateView, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return stateView{}, fmt.Errorf("%s %s: %w", op, s.path, ErrClosed)
+	if err := s.usable(); err != nil {
+		// After a disk failure memory may hold what never reached the disk.
+		return stateView{}, fmt.Errorf("%s: %w", op, err)
 	}
 	st := stateView{records: make([]record, 0, s.userKeys.Load())}
 	err := s.db.View(func(tx *buntdb.Tx) error {
@@ -110,6 +111,13 @@ func (s *Store) captureState(op string, withClients bool) (stateView, error) {
 func (s *Store) WriteSnapshot(path string) (SnapshotInfo, error) {
 	st, err := s.captureState("snapshot", true)
 	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	need := int64(len(snapMagic) + 64 + sha256.Size)
+	for _, r := range st.records {
+		need += int64(len(r.key)+len(r.val)) + 2*binary.MaxVarintLen32
+	}
+	if err := checkSpace("snapshot "+s.path, filepath.Dir(path), need); err != nil {
 		return SnapshotInfo{}, err
 	}
 	info, err := writeSnapshotFile(path, st)

@@ -3,11 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/tidwall/buntdb"
 )
@@ -26,8 +28,11 @@ var (
 	// ErrCorrupt: the file, or a record in it, is not what the store wrote.
 	ErrCorrupt = errors.New("corrupt store")
 	// ErrDiskFailed: a write or fsync of the file failed. The store refuses every
-	// later Save, Apply and Compact: after a failed fsync the kernel may have dropped
-	// the dirty pages, so nothing the store remembers can be trusted to be on disk.
+	// later write (Save, Apply, Compact, DropLog, SetRebuildTo, SetConfig, Rewrite,
+	// InstallSnapshot): after a failed fsync the kernel may have dropped the dirty
+	// pages, so nothing the store remembers can be trusted to be on disk. The error
+	// names the file, the operation and the system's error (for a full disk, the
+	// data directory too).
 	ErrDiskFailed = errors.New("disk write failed; store stopped")
 	// ErrOutOfOrder: Apply was given an entry that does not follow the applied slot.
 	ErrOutOfOrder = errors.New("entry out of order")
@@ -37,6 +42,10 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrNotApplied: Compact was asked to drop log entries that are not applied yet.
 	ErrNotApplied = errors.New("slot not applied yet")
+	// ErrNoSpace: Rewrite, WriteSnapshot or InstallSnapshot did not start because
+	// the file system lacks room for the new file (see checkSpace); nothing
+	// changed and the store goes on.
+	ErrNoSpace = errors.New("not enough free disk space")
 	// ErrStaleSnapshot: InstallSnapshot was given a snapshot whose slot is not above
 	// the applied slot; installing it would move the state back.
 	ErrStaleSnapshot = errors.New("snapshot is not newer than the applied slot")
@@ -48,6 +57,10 @@ type Options struct {
 	// write dropped, interrupted apply completed, file rewritten, snapshot
 	// installed, disk failure). Nil discards.
 	Logger *slog.Logger
+
+	// faults make the file fail on purpose (tests, and binaries built with the
+	// ballotfaults tag); the zero value injects nothing.
+	faults diskFaults
 }
 
 // Store is a replica's durable state in one buntdb file. All methods are safe for
@@ -83,6 +96,8 @@ type Store struct {
 	// crash leaves the temporary file behind and where writers run concurrently.
 	// An error from it abandons the rewrite.
 	beforeSwap func(tmp string) error
+	// faults fail writes and fsyncs on purpose (Options.faults).
+	faults diskFaults
 
 	// Written with mu held, read without it.
 	applied    atomic.Uint64 // last applied slot
@@ -152,7 +167,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		logger.Info("cut NUL bytes after the last record", "bytes", sizeBefore-nulTail)
 	}
-	s := &Store{path: path, logger: logger, db: db, file: f}
+	s := &Store{path: path, logger: logger, db: db, file: f, faults: opts.faults}
 	if err := s.load(); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -324,12 +339,21 @@ func (s *Store) usable() error {
 
 // update runs fn in one buntdb transaction. An error from fn is returned as it is; a
 // failure to commit (buntdb's write to the file) makes the store refuse all later
-// writes, since what reached the file is unknown. mu must be held.
+// writes, since what reached the file is unknown. buntdb rolls a transaction whose
+// write failed back in memory (and cuts what part of it reached the file), so the
+// store's memory is never ahead of its file. mu must be held.
 func (s *Store) update(op string, fn func(tx *buntdb.Tx) error) error {
 	var fnErr error
 	err := s.db.Update(func(tx *buntdb.Tx) error {
-		fnErr = fn(tx)
-		return fnErr
+		if fnErr = fn(tx); fnErr != nil {
+			return fnErr
+		}
+		if s.faults.write != nil {
+			// Failing here rolls the transaction back with nothing written,
+			// which is where buntdb leaves a write that failed.
+			return s.faults.write()
+		}
+		return nil
 	})
 	if err == nil || fnErr != nil {
 		return err
@@ -340,19 +364,42 @@ func (s *Store) update(op string, fn func(tx *buntdb.Tx) error) error {
 // sync fsyncs the file through the store's own descriptor and checks the result
 // (buntdb would ignore it). mu must be held.
 func (s *Store) sync(op string) error {
-	if err := s.file.Sync(); err != nil {
+	err := s.file.Sync()
+	if err == nil && s.faults.sync != nil {
+		err = s.faults.sync()
+	}
+	if err != nil {
 		return s.fail(op, "fsync", err)
 	}
 	return nil
 }
 
-// fail records the first disk failure, after which every write is refused.
+// fail records the first disk failure, after which every write is refused, and
+// logs it once. The error names the operation, the file and the system's error;
+// for a full disk it also names the data directory and what to do.
 func (s *Store) fail(op, what string, err error) error {
 	if s.failed == nil {
-		s.failed = fmt.Errorf("%s: %w: %s %s: %w", op, ErrDiskFailed, what, s.path, err)
-		s.logger.Error("disk failure; refusing further writes", "op", op, "err", err)
+		hint := ""
+		if isNoSpace(err) {
+			hint = fmt.Sprintf(" (the disk of data directory %s is full: free space there, then restart the replica)",
+				filepath.Dir(s.path))
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == s.path {
+			// The system's error names the file and the call already.
+			s.failed = fmt.Errorf("%w: %s: %w%s", ErrDiskFailed, op, err, hint)
+		} else {
+			s.failed = fmt.Errorf("%w: %s: %s %s: %w%s", ErrDiskFailed, op, what, s.path, err, hint)
+		}
+		s.logger.Error("disk failure: the store refuses every further write", "op", op, "err", s.failed)
 	}
 	return s.failed
+}
+
+// isNoSpace reports whether err means the file system is full (or the quota used
+// up): freeing space, unlike a failing disk, lets the replica go on.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // corruptRecord wraps a decoding error of the record under key; callers add the path.

@@ -98,6 +98,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			snapshotCommand(),
 			reconfigureCommand(),
 			benchCommand(),
+			certsCommand(),
 		},
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {

@@ -10,6 +10,7 @@
 //	ballot [global options] digest [--json]
 //	ballot [global options] snapshot save FILE
 //	ballot [global options] reconfigure [--dry-run] [--json] [--current FILE] [--catch-up-timeout D]
+//	ballot [global options] certs [--out DIR] [--days N] [--client-name NAME] [--force]
 //
 // Global options come before the command: --replicas FILE (default ./replicas.txt,
 // env BALLOT_REPLICAS), --endpoints host:port,... (env BALLOT_ENDPOINTS; overrides
@@ -26,6 +27,9 @@
 // printing "epoch N: added 4 (host:port) -> members 1,2,3,4" or "epoch N: removed 1
 // -> members 2,3,4" per step; it starts from the configuration the cluster has
 // committed, so after a failure running it again resumes.
+// certs writes a local CA and certificates for every replica of the replicas file
+// and for a client into DIR (default certs), for trying TLS; it never replaces a
+// file without --force.
 // Exit codes:
 //
 //	0  success (status, digest: at least one replica answered)

@@ -2,6 +2,8 @@
 #
 #   make            build bin/ballotd and bin/ballot
 #   make run        build, then run every replica in replicas.txt in the foreground
+#   make certs      write a local CA and TLS certificates for replicas.txt into
+#                   certs/, for trying TLS (docs/security.md)
 #   make test       check gen/, formatting and vet, then run all tests with -race
 #   make gen        regenerate gen/ from idl/ (installs thrift-compiler if missing)
 #   make check-gen  fail if gen/ is not what idl/ generates
@@ -95,6 +97,12 @@ test: check-gen fmt-check vet
 
 run: build
 	REPLICAS="$(REPLICAS)" DATA="$(DATA)" scripts/run-cluster.sh
+
+# A new local CA and a certificate for every replica of REPLICAS and for a client,
+# in certs/; refuses to replace files there (run bin/ballot certs --force for that).
+.PHONY: certs
+certs: build
+	bin/ballot --replicas $(REPLICAS) certs --out certs
 
 clean:
 	rm -rf bin data

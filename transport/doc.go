@@ -22,12 +22,17 @@
 // # What the server promises
 //
 //   - A length prefix above ServerOptions.MaxFrameSize (frames) or the same limit
-//     (strings, binaries, lists inside a frame) closes the connection before
+//     (strings, binaries, lists inside a frame), or a string, binary, list, set or
+//     map that the rest of its frame cannot hold, closes the connection before
 //     anything is allocated for it; a 2 GiB frame header costs nothing.
-//   - A connection waits at most IdleTimeout for its next request and ReadTimeout
-//     for each read or write once a request has begun, so neither an idle client
-//     nor one that stalls halfway holds a goroutine for long.
-//   - At most MaxConns connections are served; more are closed as they arrive.
+//   - A connection waits at most IdleTimeout for its next request; once a request
+//     has begun, all of it must arrive within ReadTimeout, and each write of the
+//     reply gets ReadTimeout. Neither an idle client nor one that stalls halfway
+//     or drips a byte at a time holds a goroutine for long.
+//   - At most MaxConns connections are served. When full, a new connection takes
+//     the place of the one idle longest; only if every connection is in the
+//     middle of a request is the new one closed. A request is never cut off to
+//     make room.
 //   - A handler panic is recovered and logged with its stack; it closes only the
 //     connection it happened on.
 //   - Malformed input, refused connections and panics are logged at most once per

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/thrift/lib/go/thrift"
+
 	"github.com/ballot-kv/ballot/gen/peerapi"
 	"github.com/ballot-kv/ballot/peer"
 )
@@ -87,6 +89,12 @@ func startServer(t testing.TB, step StepFunc, opts ServerOptions) *testServer {
 // startPeer serves handler as the Peer service until the test ends.
 func startPeer(t testing.TB, handler peerapi.Peer, opts ServerOptions) *testServer {
 	t.Helper()
+	return startProcessor(t, peerapi.NewPeerProcessor(handler), opts)
+}
+
+// startProcessor serves proc until the test ends.
+func startProcessor(t testing.TB, proc thrift.TProcessor, opts ServerOptions) *testServer {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +104,7 @@ func startPeer(t testing.TB, handler peerapi.Peer, opts ServerOptions) *testServ
 	if opts.Logger == nil {
 		opts.Logger = logs.logger()
 	}
-	srv := newServer(ln, peerapi.NewPeerProcessor(handler), opts)
+	srv := newServer(ln, proc, opts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,14 +48,26 @@ type ServerOptions struct {
 	// DefaultMaxFrameSize (client port); the peer port passes its own, such as
 	// PeerMaxFrameSize.
 	MaxFrameSize int32
-	// ReadTimeout bounds each read once a request has started to arrive, and each
-	// write of the reply. Default DefaultReadTimeout.
+	// ReadTimeout bounds the whole request from its first byte to its last, and
+	// each write of the reply. It is one deadline for the request, not one per
+	// read: a client that drips a byte a second cannot hold its connection for
+	// longer than this. Default DefaultReadTimeout.
 	ReadTimeout time.Duration
 	// IdleTimeout is how long a connection may wait for the first byte of its next
 	// request before the server closes it. Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
-	// MaxConns limits the connections open at once on this port. Connections over
-	// the limit are closed as they are accepted. Default DefaultMaxConns.
+	// MaxConns limits the connections open at once on this port. A connection
+	// accepted while MaxConns are open takes the place of the one that has waited
+	// longest for its next request, which is closed; only when every connection
+	// is in the middle of a request is the new one closed instead. Default
+	// DefaultMaxConns.
+	//
+	// Evicting rather than refusing is what keeps the port open to a legitimate
+	// client when someone holds hundreds of connections that send nothing: an
+	// idle connection costs the server nothing to drop (no request is cut, and
+	// Ballot's clients reconnect to a closed pooled connection), as nginx reuses
+	// keep-alive connections when it runs out. The connections that cannot be
+	// dropped, those mid-request, are bounded in time by ReadTimeout instead.
 	MaxConns int
 	// Logger receives connection trouble, rate-limited. Default: discard.
 	Logger *slog.Logger
@@ -112,19 +125,54 @@ type Server struct {
 	// done is closed by Close, ending the accept loop's back-off waits.
 	done chan struct{}
 
-	refusedLog *logLimiter // connections over MaxConns
+	refusedLog *logLimiter // connections over MaxConns closed on arrival
+	evictedLog *logLimiter // idle connections closed to admit new ones
 	badLog     *logLimiter // malformed or stalled requests
 	panicLog   *logLimiter // handler panics
 
-	mu      sync.Mutex            // guards conns, closed and serving
-	conns   map[net.Conn]struct{} // open connections, closed by Close
-	closed  bool                  // Close was called
-	serving bool                  // Serve was called
-	wg      sync.WaitGroup        // the accept loop and the connection goroutines
+	// epoch is when the server was made; idle stamps count from it on the
+	// monotonic clock.
+	epoch time.Time
+
+	mu      sync.Mutex              // guards conns, closed and serving
+	conns   map[net.Conn]*connState // open connections, closed by Close
+	closed  bool                    // Close was called
+	serving bool                    // Serve was called
+	wg      sync.WaitGroup          // the accept loop and the connection goroutines
 }
 
-// errHandlerPanic marks a request whose handler panicked.
-var errHandlerPanic = errors.New("handler panicked")
+// Values of connState.idleSince other than idle stamps.
+const (
+	connBusy    int64 = 0  // a request is being read, handled or answered
+	connEvicted int64 = -1 // chosen to make room for a new connection; closing
+)
+
+// connState is what the accept loop knows of a served connection, to choose one
+// to evict when the server is full.
+type connState struct {
+	conn   net.Conn
+	remote string
+	// idleSince is when the connection began waiting for its next request (a
+	// stamp from Server.stamp, always positive), connBusy while a request is in
+	// progress, or connEvicted. The connection's goroutine and the accept loop
+	// change it only by compare-and-swap from the value they last saw, so a
+	// connection is evicted only if no byte of a new request has been taken
+	// from it: a request is never cut off halfway, and a request whose first
+	// byte loses the race is never processed. (The framed transport's buffer
+	// could take the start of a request from the socket together with the end
+	// of the last one, and the connection would count as idle while it is
+	// handled; that needs a client which sends before it has its reply, and no
+	// Thrift client does.)
+	idleSince atomic.Int64
+}
+
+// Errors that end a connection.
+var (
+	// errHandlerPanic marks a request whose handler panicked.
+	errHandlerPanic = errors.New("handler panicked")
+	// errEvicted: the connection was closed to make room for a new one.
+	errEvicted = errors.New("connection evicted to admit a new one")
+)
 
 // Listen binds addr now, so that a busy address fails here and names itself, and
 // returns a Server that serves processor once Serve is called.
@@ -160,9 +208,11 @@ func newServer(ln net.Listener, processor thrift.TProcessor, opts ServerOptions)
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		refusedLog: newLogLimiter(logEvery),
+		evictedLog: newLogLimiter(logEvery),
 		badLog:     newLogLimiter(logEvery),
 		panicLog:   newLogLimiter(logEvery),
-		conns:      make(map[net.Conn]struct{}),
+		epoch:      time.Now(),
+		conns:      make(map[net.Conn]*connState),
 	}
 }
 
@@ -215,8 +265,17 @@ func (s *Server) Serve() error {
 	}
 }
 
-// admit starts serving conn, or closes it if the server is closed or full.
+// stamp is the time since the server was made, on the monotonic clock, as a
+// positive idle stamp for connState.idleSince.
+func (s *Server) stamp() int64 { return int64(time.Since(s.epoch)) + 1 }
+
+// admit starts serving conn. If the server is full it first closes the
+// connection that has waited longest for its next request; if every connection
+// is in the middle of one, it closes conn instead. If the server is closed it
+// closes conn.
 func (s *Server) admit(conn net.Conn) {
+	st := &connState{conn: conn, remote: conn.RemoteAddr().String()}
+	st.idleSince.Store(s.stamp())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -224,19 +283,53 @@ func (s *Server) admit(conn net.Conn) {
 		return
 	}
 	if len(s.conns) >= s.opts.MaxConns {
-		s.mu.Unlock()
-		remote := conn.RemoteAddr().String()
-		conn.Close()
-		if ok, n := s.refusedLog.allow(time.Now()); ok {
-			s.log.Warn("connection limit reached; closing new connections",
-				"limit", s.opts.MaxConns, "refused", n+1, "remote", remote)
+		victim, idleFor := s.evictLocked()
+		if victim == nil {
+			s.mu.Unlock()
+			conn.Close()
+			if ok, n := s.refusedLog.allow(time.Now()); ok {
+				s.log.Warn("connection limit reached and every connection is busy; closing new connections",
+					"limit", s.opts.MaxConns, "refused", n+1, "remote", st.remote)
+			}
+			return
 		}
-		return
+		if ok, n := s.evictedLog.allow(time.Now()); ok {
+			s.log.Warn("connection limit reached; closing the connection idle longest to admit a new one",
+				"limit", s.opts.MaxConns, "evicted", n+1, "evicted_remote", victim.remote,
+				"idle_for", idleFor.Round(time.Millisecond), "remote", st.remote)
+		}
 	}
-	s.conns[conn] = struct{}{}
+	s.conns[conn] = st
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.serveConn(conn)
+	go s.serveConn(st)
+}
+
+// evictLocked closes the connection that has waited longest for its next
+// request and forgets it, so that its place is free at once (its goroutine
+// finishes on its own). It returns nil if every connection is busy. s.mu must be
+// held.
+func (s *Server) evictLocked() (victim *connState, idleFor time.Duration) {
+	// A connection may start a request between the scan and the swap; then
+	// look again, a bounded number of times.
+	for range 3 {
+		var oldest *connState
+		var since int64
+		for _, c := range s.conns {
+			if v := c.idleSince.Load(); v > 0 && (oldest == nil || v < since) {
+				oldest, since = c, v
+			}
+		}
+		if oldest == nil {
+			return nil, 0
+		}
+		if oldest.idleSince.CompareAndSwap(since, connEvicted) {
+			delete(s.conns, oldest.conn)
+			oldest.conn.Close()
+			return oldest, time.Duration(s.stamp() - since)
+		}
+	}
+	return nil, 0
 }
 
 // Close stops accepting, closes every open connection, cancels the requests in
@@ -278,12 +371,15 @@ func (s *Server) numConns() int {
 
 // serveConn runs requests on conn, one after another, until the peer closes it, a
 // timeout or a malformed request ends it, or the server closes.
-func (s *Server) serveConn(conn net.Conn) {
+func (s *Server) serveConn(st *connState) {
+	conn := st.conn
 	defer s.wg.Done()
 	defer func() {
 		conn.Close()
 		s.mu.Lock()
-		delete(s.conns, conn)
+		if s.conns[conn] == st {
+			delete(s.conns, conn)
+		}
 		s.mu.Unlock()
 	}()
 
@@ -294,13 +390,19 @@ func (s *Server) serveConn(conn net.Conn) {
 	sock := &phasedSocket{
 		sock:   thrift.NewTSocketFromConnConf(conn, &cfg),
 		cfg:    &cfg,
+		state:  st,
+		stamp:  s.stamp,
+		last:   st.idleSince.Load(),
 		idle:   s.opts.IdleTimeout,
 		active: s.opts.ReadTimeout,
 	}
 	prot := newFramedBinary(wire.NewCoalescer(sock), &cfg)
-	remote := conn.RemoteAddr().String()
+	remote := st.remote
 	for {
-		sock.awaitRequest()
+		if !sock.awaitRequest() {
+			s.ended(remote, errEvicted, false)
+			return
+		}
 		ok, err := s.process(prot, remote)
 		switch {
 		case ok && err == nil:
@@ -337,6 +439,10 @@ func (s *Server) ended(remote string, err error, midRequest bool) {
 	switch {
 	case s.isClosed(), errors.Is(err, errHandlerPanic):
 		// Closing, or already logged.
+	case errors.Is(err, errEvicted) || errors.Is(err, net.ErrClosed):
+		// Only the server closes its side: this connection was evicted, and
+		// that is logged (rate-limited) where it was chosen.
+		s.log.Debug("connection evicted", "remote", remote)
 	case errors.Is(err, thrift.ErrAbandonRequest):
 		s.log.Debug("request abandoned; closing connection", "remote", remote)
 	case errors.Is(err, os.ErrDeadlineExceeded) && midRequest:
@@ -363,39 +469,70 @@ func isHangUp(err error) bool {
 		errors.Is(err, net.ErrClosed)
 }
 
-// phasedSocket gives a server connection two timeouts through the socket's
+// phasedSocket gives a server connection its timeouts through the socket's
 // TConfiguration, which TSocket reads before every read and write: IdleTimeout
-// while waiting for the first byte of a request, ReadTimeout from that byte until
-// the reply is written. Only the connection's goroutine uses it.
+// while waiting for the first byte of a request; from that byte, whatever is
+// left of ReadTimeout for every read of the request, so the whole request must
+// arrive within ReadTimeout; and ReadTimeout for each write of the reply. It also
+// marks the connection idle or busy in its connState, for eviction. Only the
+// connection's goroutine uses it.
 type phasedSocket struct {
-	sock    *thrift.TSocket
-	cfg     *thrift.TConfiguration // the connection's own copy, shared with sock
-	idle    time.Duration
-	active  time.Duration
-	waiting bool // no byte of the current request has arrived yet
+	sock     *thrift.TSocket
+	cfg      *thrift.TConfiguration // the connection's own copy, shared with sock
+	state    *connState
+	stamp    func() int64 // the server's idle stamps
+	last     int64        // the value this goroutine last stored in state.idleSince
+	idle     time.Duration
+	active   time.Duration
+	waiting  bool      // no byte of the current request has arrived yet
+	deadline time.Time // when the current request must have arrived in full
 }
 
 var _ thrift.TTransport = (*phasedSocket)(nil)
 
-// awaitRequest switches to the idle timeout until the next request begins.
-func (p *phasedSocket) awaitRequest() {
+// awaitRequest switches to the idle timeout and marks the connection idle until
+// the next request begins. It returns false if the connection was evicted.
+func (p *phasedSocket) awaitRequest() bool {
+	now := p.stamp()
+	if !p.state.idleSince.CompareAndSwap(p.last, now) {
+		return false
+	}
+	p.last = now
 	p.waiting = true
 	p.cfg.SocketTimeout = p.idle
+	return true
 }
 
 // started reports whether part of a request has arrived since awaitRequest.
 func (p *phasedSocket) started() bool { return !p.waiting }
 
 func (p *phasedSocket) Read(b []byte) (int, error) {
+	if !p.waiting {
+		left := time.Until(p.deadline)
+		if left <= 0 {
+			return 0, thrift.NewTTransportExceptionFromError(os.ErrDeadlineExceeded)
+		}
+		p.cfg.SocketTimeout = left
+	}
 	n, err := p.sock.Read(b)
 	if n > 0 && p.waiting {
+		// The first byte of a request: from now on the connection may not be
+		// evicted, unless the accept loop chose it first, in which case the
+		// request is dropped unread.
+		if !p.state.idleSince.CompareAndSwap(p.last, connBusy) {
+			return 0, thrift.NewTTransportExceptionFromError(errEvicted)
+		}
+		p.last = connBusy
 		p.waiting = false
-		p.cfg.SocketTimeout = p.active
+		p.deadline = time.Now().Add(p.active)
 	}
 	return n, err
 }
 
-func (p *phasedSocket) Write(b []byte) (int, error)     { return p.sock.Write(b) }
+func (p *phasedSocket) Write(b []byte) (int, error) {
+	p.cfg.SocketTimeout = p.active
+	return p.sock.Write(b)
+}
 func (p *phasedSocket) Flush(ctx context.Context) error { return p.sock.Flush(ctx) }
 func (p *phasedSocket) RemainingBytes() uint64          { return p.sock.RemainingBytes() }
 func (p *phasedSocket) Open() error                     { return p.sock.Open() }

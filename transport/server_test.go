@@ -349,33 +349,6 @@ func TestReadTimeoutMidRequest(t *testing.T) {
 	}
 }
 
-func TestMaxConns(t *testing.T) {
-	srv := startServer(t, echoStep, ServerOptions{MaxConns: 2})
-	a := NewPeerClient(srv.addr(), ClientOptions{})
-	defer a.Close()
-	b := newClient(t, srv, ClientOptions{})
-	mustCall(t, a, 1)
-	mustCall(t, b, 1)
-
-	for range 3 {
-		expectClosed(t, dialRaw(t, srv))
-	}
-	if n := srv.logs.count("connection limit reached"); n != 1 {
-		t.Errorf("%d log lines for 3 refused connections, want 1:\n%s", n, srv.logs)
-	}
-	// The connections within the limit still work.
-	mustCall(t, a, 2)
-	mustCall(t, b, 2)
-	if n := srv.ln.accepts.Load(); n != 5 {
-		t.Errorf("%d connections accepted, want 5", n)
-	}
-
-	// A closed connection frees its place.
-	a.Close()
-	waitFor(t, "the server to drop a closed connection", func() bool { return srv.numConns() == 1 })
-	mustCall(t, newClient(t, srv, ClientOptions{}), 3)
-}
-
 // TestCloseEndsConnections checks that Close closes idle connections, cancels
 // requests in progress, and waits for both.
 func TestCloseEndsConnections(t *testing.T) {

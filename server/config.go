@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/ballot-kv/ballot/transport"
 )
 
 // Config configures a replica. The zero value of each optional field means its
@@ -54,8 +56,34 @@ type Config struct {
 	// replica of that cluster (replacing every member). Only for a replica that
 	// has never been a member: one that lost its storage must rebuild instead.
 	Join bool
+	// IdleTimeout is how long a connection to either port may wait for its next
+	// request before the replica closes it. Default transport.DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// ReadTimeout bounds each request on either port from its first byte to its
+	// last, and each write of a reply. Default transport.DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// MaxConns limits the connections open at once on each port; when a port is
+	// full a new connection takes the place of the one idle longest (see
+	// transport.ServerOptions). Default transport.DefaultMaxConns.
+	MaxConns int
 	// Logger receives the replica's log. Nil discards.
 	Logger *slog.Logger
+
+	// hooks reach into the running replica for this package's tests; nil in
+	// every replica ballotd runs, which cannot set an unexported field.
+	hooks *testHooks
+}
+
+// serverOptions are the options of a port whose frames may be up to maxFrame
+// bytes.
+func (c Config) serverOptions(maxFrame int32, logger *slog.Logger) transport.ServerOptions {
+	return transport.ServerOptions{
+		MaxFrameSize: maxFrame,
+		ReadTimeout:  c.ReadTimeout,
+		IdleTimeout:  c.IdleTimeout,
+		MaxConns:     c.MaxConns,
+		Logger:       logger,
+	}
 }
 
 func (c Config) withDefaults() Config {
@@ -107,6 +135,12 @@ func (c Config) Validate() error {
 	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0 || c.MaxInFlightSlots < 0 ||
 		c.SnapshotEveryBytes < 0 || c.RewriteMinBytes < 0:
 		return fmt.Errorf("durations must not be negative")
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("--idle-timeout %v is negative", c.IdleTimeout)
+	case c.ReadTimeout < 0:
+		return fmt.Errorf("--read-timeout %v is negative", c.ReadTimeout)
+	case c.MaxConns < 0:
+		return fmt.Errorf("--max-conns %d is negative", c.MaxConns)
 	}
 	return nil
 }

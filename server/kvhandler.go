@@ -24,6 +24,7 @@ type kvHandler struct {
 	snaps   *snapshotFiles
 	dataDir string
 	digest  func() (applied uint64, keys int64, sum [32]byte, err error)
+	hooks   *testHooks // nil but in this package's tests
 }
 
 type timeoutFunc func(ctx context.Context) (context.Context, context.CancelFunc)
@@ -86,6 +87,7 @@ func (h *kvHandler) leaderError(err error) error {
 }
 
 func (h *kvHandler) Get(ctx context.Context, key string, consistency kvapi.Consistency) (*kvapi.GetResult_, error) {
+	h.hooks.onClientRequest("get", key)
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
@@ -118,6 +120,7 @@ func (h *kvHandler) Get(ctx context.Context, key string, consistency kvapi.Consi
 }
 
 func (h *kvHandler) Put(ctx context.Context, clientID, seq int64, key string, value []byte) (*kvapi.WriteResult_, error) {
+	h.hooks.onClientRequest("put", key)
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
@@ -131,6 +134,7 @@ func (h *kvHandler) Put(ctx context.Context, clientID, seq int64, key string, va
 }
 
 func (h *kvHandler) Remove(ctx context.Context, clientID, seq int64, key string) (*kvapi.WriteResult_, error) {
+	h.hooks.onClientRequest("remove", key)
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}

@@ -165,6 +165,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	peerHandler := transport.WithInquire(transport.NewPeerHandler(
 		func(ctx context.Context, m peer.Message) (peer.Message, error) {
+			cfg.hooks.onPeerRequest(m)
 			if n := live.Load(); n != nil {
 				return n.step(ctx, m)
 			}
@@ -181,7 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return transport.Inquiry{}, errStarting
 		})
 	peerSrv, err := transport.Listen(self.PeerAddr, peerapi.NewPeerProcessor(peerHandler),
-		transport.ServerOptions{MaxFrameSize: peerMaxFrame, Logger: logger.With("port", "peer")})
+		cfg.serverOptions(peerMaxFrame, logger.With("port", "peer")))
 	if err != nil {
 		return fmt.Errorf("peer service: %w", err)
 	}
@@ -199,12 +200,13 @@ func Run(ctx context.Context, cfg Config) error {
 		snaps:   snaps,
 		dataDir: cfg.DataDir,
 		digest:  st.Digest,
+		hooks:   cfg.hooks,
 		timeout: func(ctx context.Context) (context.Context, context.CancelFunc) {
 			return context.WithTimeout(ctx, cfg.RequestTimeout)
 		},
 	}
 	clientSrv, err := transport.Listen(self.ClientAddr, kvapi.NewKVProcessor(handler),
-		transport.ServerOptions{MaxFrameSize: clientMaxFrame, Logger: logger.With("port", "client")})
+		cfg.serverOptions(clientMaxFrame, logger.With("port", "client")))
 	if err != nil {
 		peerSrv.Close()
 		cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ballot-kv/ballot/server"
+	"github.com/ballot-kv/ballot/transport"
 )
 
 func main() {
@@ -46,6 +47,9 @@ func run(args []string) int {
 			&cli.Int64Flag{Name: "rewrite-min-bytes", Value: 64 << 20, Usage: "rewrite the store file once it is larger than this and twice its last rewritten size", EnvVars: []string{"BALLOT_REWRITE_MIN_BYTES"}},
 			&cli.StringFlag{Name: "restore", Usage: "create the (empty) data directory from this snapshot `FILE` (ballot snapshot save), then start", EnvVars: []string{"BALLOT_RESTORE"}},
 			&cli.BoolFlag{Name: "join", Usage: "with an empty data directory: never found a new cluster, wait to be added to a running one (for a replica that has never been a member)", EnvVars: []string{"BALLOT_JOIN"}},
+			&cli.DurationFlag{Name: "idle-timeout", Value: transport.DefaultIdleTimeout, Usage: "close a connection to either port that sends no request for this long", EnvVars: []string{"BALLOT_IDLE_TIMEOUT"}},
+			&cli.DurationFlag{Name: "read-timeout", Value: transport.DefaultReadTimeout, Usage: "close a connection whose request has not arrived in full this long after its first byte", EnvVars: []string{"BALLOT_READ_TIMEOUT"}},
+			&cli.IntFlag{Name: "max-conns", Value: transport.DefaultMaxConns, Usage: "connections each port holds open; a new one past this replaces the one idle longest", EnvVars: []string{"BALLOT_MAX_CONNS"}},
 			&cli.StringFlag{Name: "pprof", Usage: "serve Go's profiler (net/http/pprof) on this `host:port`; off when empty", EnvVars: []string{"BALLOT_PPROF"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -73,6 +77,9 @@ func run(args []string) int {
 				RewriteMinBytes:     c.Int64("rewrite-min-bytes"),
 				RestoreFrom:         c.String("restore"),
 				Join:                c.Bool("join"),
+				IdleTimeout:         c.Duration("idle-timeout"),
+				ReadTimeout:         c.Duration("read-timeout"),
+				MaxConns:            c.Int("max-conns"),
 				Logger:              server.Logger(level, os.Stderr),
 			})
 			if err != nil {

@@ -1,0 +1,28 @@
+package server
+
+import "github.com/ballot-kv/ballot/peer"
+
+// testHooks let this package's tests reach into a running replica, to make one
+// request panic for instance. Only they can set Config.hooks (it is
+// unexported); in a replica ballotd runs it is nil and each hook point costs a
+// comparison.
+type testHooks struct {
+	// clientRequest runs first in every get, put and remove, with the method's
+	// name and the key.
+	clientRequest func(method, key string)
+	// peerRequest runs first in every Paxos request from another replica,
+	// before the node sees it.
+	peerRequest func(m peer.Message)
+}
+
+func (h *testHooks) onClientRequest(method, key string) {
+	if h != nil && h.clientRequest != nil {
+		h.clientRequest(method, key)
+	}
+}
+
+func (h *testHooks) onPeerRequest(m peer.Message) {
+	if h != nil && h.peerRequest != nil {
+		h.peerRequest(m)
+	}
+}

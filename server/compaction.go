@@ -19,6 +19,13 @@ type snapshotPolicy struct {
 	rewriteBytes int64  // rewrite the store file once it exceeds this and twice its last rewritten size
 }
 
+// A failed snapshot is tried again after minSnapshotRetry, then after twice as
+// long each time it fails again, up to maxSnapshotRetry.
+const (
+	minSnapshotRetry = time.Second
+	maxSnapshotRetry = time.Minute
+)
+
 // compaction is the node's loop-owned state of snapshots, compaction, rewrites
 // and snapshot transfers.
 type compaction struct {
@@ -28,10 +35,14 @@ type compaction struct {
 
 	lastSnapshot uint64 // applied slot of the latest snapshot taken or installed
 	bytesSince   int64  // bytes of entries applied since
-	taking       bool
-	fetching     bool
-	rewriting    bool
-	rewrittenAt  int64 // store file size after the last rewrite (or at start)
+	// After a snapshot fails (a full disk, say), the next waits until retryAt;
+	// retryDelay doubles with each failure in a row, up to maxSnapshotRetry.
+	retryAt     time.Time
+	retryDelay  time.Duration
+	taking      bool
+	fetching    bool
+	rewriting   bool
+	rewrittenAt int64 // store file size after the last rewrite (or at start)
 }
 
 // afterApply counts applied bytes and starts a snapshot when the policy says so.
@@ -44,7 +55,7 @@ func (n *node) afterApply(entries []peer.Entry) {
 		c.bytesSince += int64(len(e.Data))
 	}
 	applied := n.storage.Applied()
-	if c.taking || applied <= c.lastSnapshot {
+	if c.taking || applied <= c.lastSnapshot || time.Now().Before(c.retryAt) {
 		return
 	}
 	if applied-c.lastSnapshot < c.policy.everySlots && c.bytesSince < c.policy.everyBytes {
@@ -73,10 +84,21 @@ func (n *node) snapshotNow() {
 func (n *node) snapshotTaken(info store.SnapshotInfo, err error, took time.Duration) {
 	c := n.compact
 	c.taking = false
-	if err != nil {
-		n.logger.Error("snapshot failed", "err", err)
+	if errors.Is(err, store.ErrDiskFailed) {
+		n.fail(err)
 		return
 	}
+	if err != nil {
+		// A snapshot is a second copy in a file of its own: the store is as it
+		// was, and the replica goes on. But the log cannot be compacted until
+		// one is taken, so it tries again, less often while it keeps failing.
+		c.retryDelay = min(max(2*c.retryDelay, minSnapshotRetry), maxSnapshotRetry)
+		c.retryAt = time.Now().Add(c.retryDelay)
+		n.logger.Error("snapshot failed; the log is not compacted until one succeeds", "err", err,
+			"retry_in", c.retryDelay)
+		return
+	}
+	c.retryDelay, c.retryAt = 0, time.Time{}
 	c.lastSnapshot = max(c.lastSnapshot, info.Index)
 	c.bytesSince = 0
 	n.logger.Info("snapshot taken", "slot", info.Index, "keys", info.Keys, "bytes", info.Size,
@@ -166,8 +188,9 @@ func (n *node) snapshotReceived(from uint64, info store.SnapshotInfo, err error,
 			n.fail(err)
 			return
 		}
-		// The store is unchanged (a stale or damaged file); the next request
-		// fetches again.
+		// The store is unchanged (a stale or damaged file, or no room for the
+		// new file: store.ErrNoSpace); the file is removed, which frees its
+		// space, and the next request fetches again.
 		n.logger.Warn("snapshot not installed", "path", info.Path, "err", err)
 		_ = os.Remove(info.Path)
 		return

@@ -24,6 +24,10 @@ var (
 	errUnavailable = errors.New("unavailable")
 	// errStopped: the replica is shutting down.
 	errStopped = errors.New("replica stopping")
+	// errStorageFailed: the replica stops because its stable storage failed (a
+	// write or fsync error, a full disk); wrapped with the storage's error, which
+	// names the file. Clients are told it as Unavailable.
+	errStorageFailed = errors.New("replica stopping: its stable storage failed")
 	// errStarting: the replica is starting and not yet taking part.
 	errStarting = errors.New("replica starting")
 	// errNotMember: a peer request came from a replica that is not a voting
@@ -113,6 +117,9 @@ type node struct {
 	jobs    chan func() // work finished elsewhere, to be carried on in the loop
 	state   atomic.Pointer[nodeState]
 	stopped chan struct{} // closed when the loop has returned
+	// stopErr is why the loop returned: errStopped, or errStorageFailed with the
+	// storage's error. Written before stopped is closed, read only after.
+	stopErr error
 	ctx     context.Context
 
 	compact *compaction // nil: no snapshots or compaction (tests of the loop alone)
@@ -200,21 +207,21 @@ func (n *node) step(ctx context.Context, m peer.Message) (peer.Message, error) {
 	select {
 	case n.inbox <- in:
 	case <-n.stopped:
-		return peer.Message{}, errStopped
+		return peer.Message{}, n.stopErr
 	case <-ctx.Done():
 		return peer.Message{}, ctx.Err()
 	}
 	select {
 	case r, ok := <-in.reply:
 		if !ok {
-			return peer.Message{}, errStopped
+			return peer.Message{}, n.stopErr
 		}
 		if r.Type == 0 {
 			return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, errNotMember)
 		}
 		return r, nil
 	case <-n.stopped:
-		return peer.Message{}, errStopped
+		return peer.Message{}, n.stopErr
 	case <-ctx.Done():
 		return peer.Message{}, ctx.Err()
 	}
@@ -240,7 +247,7 @@ func (n *node) propose(ctx context.Context, cmd command.Command) (store.Result, 
 	select {
 	case n.proposals <- p:
 	case <-n.stopped:
-		return store.Result{}, errStopped
+		return store.Result{}, n.stopErr
 	case <-ctx.Done():
 		return store.Result{}, fmt.Errorf("%w: request queue full", errUnavailable)
 	}
@@ -248,7 +255,7 @@ func (n *node) propose(ctx context.Context, cmd command.Command) (store.Result, 
 	case out := <-p.done:
 		return out.res, out.err
 	case <-n.stopped:
-		return store.Result{}, errStopped
+		return store.Result{}, n.stopErr
 	case <-ctx.Done():
 		return store.Result{}, fmt.Errorf("%w: no quorum within the deadline", errUnavailable)
 	}
@@ -260,7 +267,7 @@ func (n *node) read(ctx context.Context, key string) ([]byte, bool, error) {
 	select {
 	case n.reads <- rq:
 	case <-n.stopped:
-		return nil, false, errStopped
+		return nil, false, n.stopErr
 	case <-ctx.Done():
 		return nil, false, fmt.Errorf("%w: request queue full", errUnavailable)
 	}
@@ -268,19 +275,28 @@ func (n *node) read(ctx context.Context, key string) ([]byte, bool, error) {
 	case out := <-rq.done:
 		return out.value, out.found, out.err
 	case <-n.stopped:
-		return nil, false, errStopped
+		return nil, false, n.stopErr
 	case <-ctx.Done():
 		return nil, false, fmt.Errorf("%w: leadership not confirmed within the deadline", errUnavailable)
 	}
 }
 
-// run is the node loop. It returns when ctx ends or storage fails.
-func (n *node) run(ctx context.Context) error {
+// run is the node loop. It returns when ctx ends or storage fails: then every
+// request waiting for the loop, and every later one, is answered with
+// errStorageFailed and the storage's error, which names the file, so that
+// clients learn why rather than wait out their deadline.
+func (n *node) run(ctx context.Context) (err error) {
 	n.ctx = ctx
 	ticker := time.NewTicker(n.tick)
 	defer ticker.Stop()
-	defer close(n.stopped)
-	defer n.failAll(errStopped)
+	defer func() {
+		n.stopErr = errStopped
+		if err != nil {
+			n.stopErr = fmt.Errorf("%w: %w", errStorageFailed, err)
+		}
+		n.failAll(n.stopErr)
+		close(n.stopped)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -311,6 +327,9 @@ func (n *node) run(ctx context.Context) error {
 			err = n.fatal
 		}
 		if err != nil {
+			// Fail-stop: after a failed write or fsync the replica cannot know
+			// what its disk holds, so it must not promise or accept anything
+			// more; the others carry on without it.
 			n.logger.Error("replica stops: stable storage failed", "err", err)
 			return err
 		}
@@ -499,7 +518,7 @@ func (n *node) handleReady() error {
 		}
 		if rd.SavePromised || len(rd.Entries) > 0 {
 			if err := n.storage.Save(rd.SavePromised, rd.Promised, rd.Entries); err != nil {
-				return fmt.Errorf("save: %w", err)
+				return err // names the operation and the file
 			}
 		}
 		for _, m := range rd.Messages {
@@ -518,7 +537,7 @@ func (n *node) handleReady() error {
 		if len(rd.Committed) > 0 {
 			results, err := n.storage.Apply(rd.Committed)
 			if err != nil {
-				return fmt.Errorf("apply: %w", err)
+				return err // names the slots and the file
 			}
 			n.afterApply(rd.Committed)
 			for _, res := range results {
@@ -587,7 +606,7 @@ func (n *node) inquire(ctx context.Context) (transport.Inquiry, error) {
 	select {
 	case n.jobs <- job:
 	case <-n.stopped:
-		return transport.Inquiry{}, errStopped
+		return transport.Inquiry{}, n.stopErr
 	case <-ctx.Done():
 		return transport.Inquiry{}, ctx.Err()
 	}
@@ -595,7 +614,7 @@ func (n *node) inquire(ctx context.Context) (transport.Inquiry, error) {
 	case q := <-done:
 		return q, nil
 	case <-n.stopped:
-		return transport.Inquiry{}, errStopped
+		return transport.Inquiry{}, n.stopErr
 	case <-ctx.Done():
 		return transport.Inquiry{}, ctx.Err()
 	}
@@ -666,6 +685,7 @@ func (n *node) failWrites(err error) {
 
 // failAll answers every waiting request with err (on shutdown).
 func (n *node) failAll(err error) {
+	n.failReconfig(err)
 	for _, p := range n.queued {
 		n.answer(p, writeOutcome{err: err})
 	}

@@ -41,7 +41,7 @@ func (n *node) reconfigure(ctx context.Context, members []replicas.Replica) (mem
 	select {
 	case n.reconfigs <- rq:
 	case <-n.stopped:
-		return membership{}, 0, errStopped
+		return membership{}, 0, n.stopErr
 	case <-ctx.Done():
 		return membership{}, 0, fmt.Errorf("%w: request queue full", errUnavailable)
 	}
@@ -49,7 +49,7 @@ func (n *node) reconfigure(ctx context.Context, members []replicas.Replica) (mem
 	case out := <-rq.done:
 		return out.mem, out.slot, out.err
 	case <-n.stopped:
-		return membership{}, 0, errStopped
+		return membership{}, 0, n.stopErr
 	case <-ctx.Done():
 		return membership{}, 0, fmt.Errorf("%w: the change was not applied within the deadline; check status and call again", errUnavailable)
 	}

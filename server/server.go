@@ -51,7 +51,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		logger.Info("data directory restored from a snapshot", "file", cfg.RestoreFrom, "slot", info.Index, "keys", info.Keys)
 	}
-	st, err := store.Open(cfg.DataDir, store.Options{Logger: logger})
+	flt, err := loadFaults()
+	if err != nil {
+		return err
+	}
+	if flt.writeErrors.on || flt.fsyncErrors.on {
+		logger.Warn("FAULT disk: the store's writes or fsyncs will fail", "writes_ok", flt.writeErrors.count(),
+			"fsyncs_ok", flt.fsyncErrors.count(), "armed_by", flt.armedBy)
+	}
+	st, err := store.Open(cfg.DataDir, flt.storeOptions(store.Options{Logger: logger}))
 	if err != nil {
 		return err
 	}
@@ -67,10 +75,6 @@ func Run(ctx context.Context, cfg Config) error {
 	// A 1 MiB chunk takes milliseconds; a sender that does not answer one within
 	// a few peer timeouts is stalled, and the transfer goes elsewhere.
 	snaps.chunkTimeout = 5 * cfg.PeerTimeout
-	flt, err := loadFaults()
-	if err != nil {
-		return err
-	}
 	if flt.forgetPromises {
 		logger.Warn("FAULT forget-promises: starting without the acceptor's promises and accepted entries")
 		durable = peer.Durable{Applied: durable.Applied, Compacted: durable.Compacted}
@@ -205,7 +209,8 @@ func Run(ctx context.Context, cfg Config) error {
 			return context.WithTimeout(ctx, cfg.RequestTimeout)
 		},
 	}
-	clientSrv, err := transport.Listen(self.ClientAddr, kvapi.NewKVProcessor(handler),
+	clientProc := newInflight(kvapi.NewKVProcessor(handler))
+	clientSrv, err := transport.Listen(self.ClientAddr, clientProc,
 		cfg.serverOptions(clientMaxFrame, logger.With("port", "client")))
 	if err != nil {
 		peerSrv.Close()
@@ -376,6 +381,11 @@ func Run(ctx context.Context, cfg Config) error {
 		logger.Info("replica stopping")
 	case runErr = <-loopErr:
 		loopErr <- runErr
+		if runErr != nil {
+			// Storage failed: the clients waiting here have been answered with
+			// the failure; let those answers go out before the connections close.
+			clientProc.waitIdle(time.Second)
+		}
 	case runErr = <-serveErr:
 		logger.Error("server failed", "err", runErr)
 	}

@@ -227,6 +227,16 @@ func (f *snapshotFiles) fetch(ctx context.Context, self uint64, src snapshotFetc
 			_ = file.Close()
 		}
 	}()
+	// writeFailed removes the part file after a write to it failed. What reached
+	// it is uncertain, and on a full disk it holds the space the store's own
+	// writes need: the transfer starts over next time.
+	writeFailed := func(err error) (store.SnapshotInfo, error) {
+		name := file.Name()
+		_ = file.Close()
+		file = nil
+		_ = os.Remove(name)
+		return store.SnapshotInfo{}, fmt.Errorf("snapshot transfer: %w (part file removed)", err)
+	}
 	for {
 		chunk, err := f.fetchChunk(ctx, src, self, index, offset)
 		if err != nil && size < 0 && offset > 0 && refusedResume(err) {
@@ -265,11 +275,11 @@ func (f *snapshotFiles) fetch(ctx context.Context, self uint64, src snapshotFetc
 				return store.SnapshotInfo{}, fmt.Errorf("snapshot transfer: %w", err)
 			}
 			if err := file.Truncate(offset); err != nil {
-				return store.SnapshotInfo{}, fmt.Errorf("snapshot transfer: %w", err)
+				return writeFailed(err)
 			}
 		}
 		if _, err := file.WriteAt(chunk.Data, offset); err != nil {
-			return store.SnapshotInfo{}, fmt.Errorf("write %s: %w", file.Name(), err)
+			return writeFailed(err)
 		}
 		offset += int64(len(chunk.Data))
 		if offset >= size {
@@ -281,7 +291,7 @@ func (f *snapshotFiles) fetch(ctx context.Context, self uint64, src snapshotFetc
 	}
 	part := file.Name()
 	if err := file.Sync(); err != nil {
-		return store.SnapshotInfo{}, fmt.Errorf("fsync %s: %w", part, err)
+		return writeFailed(err)
 	}
 	_ = file.Close()
 	file = nil

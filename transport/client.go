@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/ballot-kv/ballot/internal/tlsconfig"
 	"github.com/ballot-kv/ballot/internal/wire"
 
 	"github.com/ballot-kv/ballot/gen/peerapi"
@@ -27,7 +29,8 @@ const (
 // ClientOptions configures a PeerClient. A field that is zero or negative means
 // its default.
 type ClientOptions struct {
-	// ConnectTimeout bounds each dial. Default DefaultConnectTimeout.
+	// ConnectTimeout bounds each dial, TLS handshake included. Default
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// MaxIdle is how many connections the client keeps open between calls.
 	// Default DefaultMaxIdle.
@@ -40,6 +43,10 @@ type ClientOptions struct {
 	CallTimeout time.Duration
 	// Logger receives dial failures at debug level. Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, makes every connection begin with a TLS handshake under a
+	// copy of this configuration whose ServerName is the host of the address
+	// dialled, unless it names one (tlsconfig.PeerClient). Nil: plaintext.
+	TLS *tls.Config
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -72,6 +79,8 @@ type PeerClient struct {
 	// is never changed. Its SocketTimeout is zero: each call's deadline comes from
 	// its context, through callConn.
 	cfg *thrift.TConfiguration
+	// tls is opts.TLS for this address, nil for plaintext.
+	tls *tls.Config
 
 	mu     sync.Mutex  // guards idle and closed
 	idle   []*peerConn // most recently used last
@@ -84,6 +93,7 @@ type peerConn struct {
 	conn   *callConn
 	sock   *thrift.TSocket
 	client *peerapi.PeerClient
+	tls    bool // sock runs over TLS on conn
 }
 
 // NewPeerClient returns a client for the Peer service at addr. It dials lazily.
@@ -93,6 +103,7 @@ func NewPeerClient(addr string, opts ClientOptions) *PeerClient {
 	return &PeerClient{
 		addr: addr,
 		opts: opts,
+		tls:  tlsconfig.ForHost(opts.TLS, addr),
 		log:  opts.Logger.With("peer_addr", addr),
 		cfg: &thrift.TConfiguration{
 			MaxFrameSize:       opts.MaxFrameSize,
@@ -332,6 +343,7 @@ func (c *PeerClient) get(ctx context.Context) (pc *peerConn, reused bool, err er
 }
 
 func (c *PeerClient) dial(ctx context.Context) (*peerConn, error) {
+	begin := time.Now()
 	d := net.Dialer{Timeout: c.opts.ConnectTimeout}
 	conn, err := d.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
@@ -339,12 +351,28 @@ func (c *PeerClient) dial(ctx context.Context) (*peerConn, error) {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	cc := &callConn{Conn: conn}
-	sock := thrift.NewTSocketFromConnConf(cc, c.cfg)
+	var nc net.Conn = cc
+	if c.tls != nil {
+		// Over callConn, so that a call's deadline and cancellation reach the
+		// socket under the TLS layer.
+		tc := tls.Client(cc, c.tls)
+		hctx, cancel := context.WithDeadline(ctx, begin.Add(c.opts.ConnectTimeout))
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			c.log.Debug("TLS handshake failed", "err", err)
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	sock := thrift.NewTSocketFromConnConf(nc, c.cfg)
 	prot := newFramedBinary(wire.NewCoalescer(sock), c.cfg)
 	return &peerConn{
 		conn:   cc,
 		sock:   sock,
 		client: peerapi.NewPeerClient(thrift.NewTStandardClient(prot, prot)),
+		tls:    c.tls != nil,
 	}, nil
 }
 
@@ -383,7 +411,13 @@ func (c *PeerClient) Close() error {
 }
 
 func (pc *peerConn) close() {
-	// The connection is being discarded; a close error changes nothing.
+	// The connection is being discarded; a close error changes nothing. Under
+	// TLS the socket is closed without a close_notify alert, whose write could
+	// wait for a peer that reads nothing.
+	if pc.tls {
+		_ = pc.conn.Close()
+		return
+	}
 	_ = pc.sock.Close()
 }
 

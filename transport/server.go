@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,10 @@ type ServerOptions struct {
 	MaxConns int
 	// Logger receives connection trouble, rate-limited. Default: discard.
 	Logger *slog.Logger
+	// TLS, when set, makes every connection begin with a TLS handshake under
+	// this configuration (tlsconfig.PeerServer, tlsconfig.ClientPortServer),
+	// bounded as a request is (see startTLS). Nil: plaintext.
+	TLS *tls.Config
 }
 
 // Validate reports the first invalid field.
@@ -382,13 +387,17 @@ func (s *Server) serveConn(st *connState) {
 		}
 		s.mu.Unlock()
 	}()
+	served, ok := s.startTLS(conn, st.remote)
+	if !ok {
+		return
+	}
 
 	// All three layers share this connection's copy of the configuration: the
 	// socket takes its timeouts from it, the framed transport MaxFrameSize, the
 	// protocol MaxMessageSize and strictness.
 	cfg := s.cfg
 	sock := &phasedSocket{
-		sock:   thrift.NewTSocketFromConnConf(conn, &cfg),
+		sock:   thrift.NewTSocketFromConnConf(served, &cfg),
 		cfg:    &cfg,
 		state:  st,
 		stamp:  s.stamp,

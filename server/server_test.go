@@ -21,12 +21,15 @@ import (
 
 // testCluster runs replicas in this process on loopback ports.
 type testCluster struct {
-	t       *testing.T
-	file    string
-	dir     string
-	addrs   map[uint64]string // client addresses
-	cancels map[uint64]context.CancelFunc
-	done    map[uint64]chan error
+	t         *testing.T
+	file      string
+	dir       string
+	addrs     map[uint64]string // client addresses
+	peerAddrs map[uint64]string
+	cancels   map[uint64]context.CancelFunc
+	done      map[uint64]chan error
+	// configure, if set, adjusts each replica's Config before it starts.
+	configure func(id uint64, cfg *Config)
 }
 
 func freePort(t *testing.T) string {
@@ -40,16 +43,24 @@ func freePort(t *testing.T) string {
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
+	return newTestClusterWith(t, n, nil)
+}
+
+// newTestClusterWith is newTestCluster with configure adjusting each replica's
+// Config (nil: none).
+func newTestClusterWith(t *testing.T, n int, configure func(id uint64, cfg *Config)) *testCluster {
 	c := &testCluster{
 		t: t, dir: t.TempDir(),
-		addrs:   map[uint64]string{},
-		cancels: map[uint64]context.CancelFunc{},
-		done:    map[uint64]chan error{},
+		addrs:     map[uint64]string{},
+		peerAddrs: map[uint64]string{},
+		cancels:   map[uint64]context.CancelFunc{},
+		done:      map[uint64]chan error{},
+		configure: configure,
 	}
 	var b strings.Builder
 	for id := uint64(1); id <= uint64(n); id++ {
-		c.addrs[id] = freePort(t)
-		fmt.Fprintf(&b, "%d %s %s\n", id, c.addrs[id], freePort(t))
+		c.addrs[id], c.peerAddrs[id] = freePort(t), freePort(t)
+		fmt.Fprintf(&b, "%d %s %s\n", id, c.addrs[id], c.peerAddrs[id])
 	}
 	c.file = filepath.Join(c.dir, "replicas.txt")
 	if err := os.WriteFile(c.file, []byte(b.String()), 0o644); err != nil {
@@ -73,6 +84,9 @@ func (c *testCluster) start(id uint64) {
 		ID: id, ReplicasFile: c.file, DataDir: filepath.Join(c.dir, fmt.Sprint(id)),
 		RequestTimeout: 2 * time.Second,
 		Logger:         slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if c.configure != nil {
+		c.configure(id, &cfg)
 	}
 	go func() { done <- Run(ctx, cfg) }()
 	c.cancels[id] = cancel

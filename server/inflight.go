@@ -8,10 +8,12 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 )
 
-// inflight wraps the client service's processor and counts the requests in
-// progress (each one read, handled and its answer written), so that a replica
-// stopping because its storage failed can let the answers to the clients it was
-// serving, which name the failure, go out before it closes their connections.
+// inflight is the client service's processor, counting the requests in
+// progress from the moment a request's name has been read to the moment its
+// answer is written, so that a replica stopping because its storage failed can
+// let the answers to the clients it was serving, which name the failure, go out
+// before it closes their connections. A connection waiting for its next request
+// is not counted (the processor's own Process waits for it).
 type inflight struct {
 	thrift.TProcessor
 
@@ -20,14 +22,28 @@ type inflight struct {
 	idle chan struct{} // closed when n drops to 0; nil while nobody waits for that
 }
 
-func newInflight(p thrift.TProcessor) *inflight { return &inflight{TProcessor: p} }
+// newInflight makes every function of p count its calls, and returns p so
+// counted.
+func newInflight(p thrift.TProcessor) *inflight {
+	in := &inflight{TProcessor: p}
+	for name, fn := range p.ProcessorMap() {
+		p.AddToProcessorMap(name, trackedFunction{fn: fn, in: in})
+	}
+	return in
+}
 
-func (p *inflight) Process(ctx context.Context, in, out thrift.TProtocol) (bool, thrift.TException) {
-	p.mu.Lock()
-	p.n++
-	p.mu.Unlock()
-	defer p.done()
-	return p.TProcessor.Process(ctx, in, out)
+// trackedFunction is one function of a processor, counted.
+type trackedFunction struct {
+	fn thrift.TProcessorFunction
+	in *inflight
+}
+
+func (f trackedFunction) Process(ctx context.Context, seqID int32, in, out thrift.TProtocol) (bool, thrift.TException) {
+	f.in.mu.Lock()
+	f.in.n++
+	f.in.mu.Unlock()
+	defer f.in.done()
+	return f.fn.Process(ctx, seqID, in, out)
 }
 
 func (p *inflight) done() {

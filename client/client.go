@@ -75,7 +75,7 @@ func (c *Client) pool(addr string) (*connPool, error) {
 	}
 	p, ok := c.pools[addr]
 	if !ok {
-		p = newConnPool(addr, c.cfg.DialTimeout)
+		p = newConnPool(addr, c.cfg.DialTimeout, c.cfg.TLS)
 		c.pools[addr] = p
 	}
 	return p, nil

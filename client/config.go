@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,12 @@ type Config struct {
 	// Logger receives one line per event worth knowing (leader changed, endpoint
 	// unreachable); nil discards them.
 	Logger *slog.Logger
+	// TLS, when set, makes every connection a TLS connection under a copy of
+	// this configuration whose ServerName is the host of the endpoint dialled,
+	// unless it names one (tlsconfig.Client builds one from ballot's --cacert,
+	// --cert and --key). DialTimeout bounds the handshake with the dial. Nil:
+	// plaintext.
+	TLS *tls.Config
 }
 
 // Validate reports the first problem with the configuration: no endpoints, an

@@ -2,12 +2,16 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/ballot-kv/ballot/internal/tlsconfig"
 	"github.com/ballot-kv/ballot/internal/wire"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
@@ -88,6 +92,7 @@ func isIDLException(err error) bool {
 type connPool struct {
 	addr        string
 	dialTimeout time.Duration
+	tls         *tls.Config // for this endpoint's host; nil: plaintext
 
 	mu sync.Mutex // guards idle and closed
 	// idle holds open connections not in use, most recently returned last.
@@ -95,8 +100,8 @@ type connPool struct {
 	closed bool
 }
 
-func newConnPool(addr string, dialTimeout time.Duration) *connPool {
-	return &connPool{addr: addr, dialTimeout: dialTimeout}
+func newConnPool(addr string, dialTimeout time.Duration, tlsConfig *tls.Config) *connPool {
+	return &connPool{addr: addr, dialTimeout: dialTimeout, tls: tlsconfig.ForHost(tlsConfig, addr)}
 }
 
 // get returns an idle connection that is still open, or dials a new one.
@@ -121,12 +126,47 @@ func (p *connPool) get(ctx context.Context) (*conn, error) {
 		}
 		c.close()
 	}
+	begin := time.Now()
 	d := net.Dialer{Timeout: p.dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
+	if p.tls != nil {
+		tc := tls.Client(nc, p.tls)
+		hctx, cancel := context.WithDeadline(ctx, begin.Add(p.dialTimeout))
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", p.addr, err)
+		}
+		return newConn(&tlsConn{Conn: tc, raw: nc}, p.dialTimeout), nil
+	}
 	return newConn(nc, p.dialTimeout), nil
+}
+
+// tlsConn is a TLS connection whose idle state Thrift's TSocket.IsOpen can
+// check, as it does a plain socket's, by peeking at the socket under it. That
+// is sound between calls: the response has been read in full, and the TLS 1.3
+// session tickets a server sends after its handshake were read with the first
+// one, so a byte waiting or the end of file (a replica closes its side without
+// a close_notify alert) says what it would on a plain socket.
+type tlsConn struct {
+	*tls.Conn
+	raw net.Conn
+}
+
+// Close closes the socket without a close_notify alert, whose write could
+// wait on a replica that reads nothing.
+func (c *tlsConn) Close() error { return c.raw.Close() }
+
+func (c *tlsConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.raw.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T has no descriptor", c.raw)
+	}
+	return sc.SyscallConn()
 }
 
 // put gives c back for reuse, or closes it when it is broken, the pool is closed

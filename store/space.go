@@ -13,9 +13,9 @@ import (
 // The check is an estimate taken before writing, not a reservation: it lowers
 // the risk, and a write that still finds the disk full fails as any other.
 
-// spaceReserve is what a second copy must leave free for the store's own writes:
-// an eighth of the copy's size, at least 1 MiB.
-func spaceReserve(need int64) int64 { return max(need/8, 1<<20) }
+// spaceReserve is what a second copy must leave free for the store's own writes
+// while the copy exists: an eighth of the copy's size, at least 256 KiB.
+func spaceReserve(need int64) int64 { return max(need/8, 256<<10) }
 
 // checkSpace returns an error wrapping ErrNoSpace, naming dir and the figures,
 // unless dir's file system has need bytes free and spaceReserve(need) besides.

@@ -385,12 +385,13 @@ func (s *Store) fail(op, what string, err error) error {
 				filepath.Dir(s.path))
 		}
 		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Path == s.path {
-			// The system's error names the file and the call already.
-			s.failed = fmt.Errorf("%w: %s: %w%s", ErrDiskFailed, op, err, hint)
-		} else {
-			s.failed = fmt.Errorf("%w: %s: %s %s: %w%s", ErrDiskFailed, op, what, s.path, err, hint)
+		if errors.As(err, &pe) {
+			// The system's error names the call and a file: buntdb's descriptor
+			// still bears the temporary name a rewrite opened it under, so name
+			// the store's file instead.
+			what, err = pe.Op, pe.Err
 		}
+		s.failed = fmt.Errorf("%w: %s: %s %s: %w%s", ErrDiskFailed, op, what, s.path, err, hint)
 		s.logger.Error("disk failure: the store refuses every further write", "op", op, "err", s.failed)
 	}
 	return s.failed

@@ -133,6 +133,10 @@ type replica struct {
 	peerAddr   string
 	dataDir    string
 	logPath    string
+	// bin is the ballotd binary to run ("" for ballotdBin, the normal build), env
+	// what is added to its environment (BALLOT_FAULTS=..., say).
+	bin string
+	env []string
 
 	// Set by start, read by the test goroutine only.
 	cmd    *exec.Cmd
@@ -300,7 +304,15 @@ func (c *cluster) startNoWaitWith(id int, once ...string) {
 	args := []string{"--id", strconv.Itoa(id), "--replicas", c.replicasFile, "--data", r.dataDir}
 	args = append(append(args, c.args...), once...)
 	fmt.Fprintf(logf, "=== e2e: ballotd %s\n", strings.Join(args, " "))
-	cmd := exec.Command(ballotdBin, args...)
+	bin := ballotdBin
+	if r.bin != "" {
+		bin = r.bin
+	}
+	cmd := exec.Command(bin, args...)
+	if len(r.env) > 0 {
+		cmd.Env = append(os.Environ(), r.env...)
+		fmt.Fprintf(logf, "=== e2e: with %s\n", strings.Join(r.env, " "))
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {

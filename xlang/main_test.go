@@ -185,12 +185,12 @@ func prepareCpp(l *lang, root, dir string) {
 	if l.skip = toolSkip([2]string{"g++", "g++"}, needMake, needThrift); l.skip != "" {
 		return
 	}
-	// libthrift-dev's headers include Boost's without depending on libboost-dev,
-	// so try one that does before building.
+	// libthrift-dev's headers include Boost's and OpenSSL's without depending on
+	// libboost-dev or libssl-dev, so try them before building.
 	probe := exec.Command("g++", "-std=c++17", "-x", "c++", "-fsyntax-only", "-")
-	probe.Stdin = strings.NewReader("#include <thrift/protocol/TBinaryProtocol.h>\n#include <thrift/transport/TSocket.h>\n")
+	probe.Stdin = strings.NewReader("#include <thrift/protocol/TBinaryProtocol.h>\n#include <thrift/transport/TSocket.h>\n#include <thrift/transport/TSSLSocket.h>\n")
 	if out, err := probe.CombinedOutput(); err != nil {
-		l.skip = "the Thrift C++ headers do not compile (Debian: install libthrift-dev and libboost-dev): " + firstLine(out)
+		l.skip = "the Thrift C++ headers do not compile (Debian: install libthrift-dev, libboost-dev and libssl-dev): " + firstLine(out)
 		return
 	}
 	cmd := exec.Command("make", "-C", filepath.Join(root, "examples", "cpp"), "-j2", "BUILD="+dir)

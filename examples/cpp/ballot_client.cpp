@@ -7,6 +7,12 @@
 // Commands: put KEY VALUE (VALUE "-" reads standard input), get KEY, delete KEY,
 // bench-put N. Exit status: 0 success, 1 NotFound, 2 usage, 3 InvalidArgument,
 // 4 anything else (no answer before the deadline, an unexpected server error).
+//
+// Plaintext by default. --cacert FILE turns TLS on and verifies each replica's
+// certificate against that CA and the host dialled; --cert FILE and --key FILE add
+// a client certificate, for replicas that require one (ballotd --client-ca), as
+// the files of 'ballot certs' do: --cacert certs/ca.pem --cert certs/client.pem
+// --key certs/client.key. TLS needs libssl-dev to build.
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +31,7 @@
 
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
+#include <thrift/transport/TSSLSocket.h>
 #include <thrift/transport/TSocket.h>
 #include <thrift/transport/TTransportException.h>
 
@@ -34,8 +41,11 @@ namespace {
 
 using apache::thrift::TException;
 using apache::thrift::protocol::TBinaryProtocol;
+using apache::thrift::transport::DefaultClientAccessManager;
 using apache::thrift::transport::TFramedTransport;
 using apache::thrift::transport::TSocket;
+using apache::thrift::transport::TSSLException;
+using apache::thrift::transport::TSSLSocketFactory;
 using apache::thrift::transport::TTransportException;
 using ballot::kv::KVClient;
 using Clock = std::chrono::steady_clock;
@@ -58,6 +68,35 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// TLSFactory returns a factory of TLS sockets that trust the CA in cacert and
+// present cert and key when given. authenticate(true) makes the handshake verify
+// the replica's certificate chain; the access manager then checks that the
+// certificate names the host dialled (a DNS name) or the address connected to (an
+// IP address). DefaultClientAccessManager is already the factory's default; it is
+// set here because the check matters. A file that cannot be loaded is a usage
+// error naming it.
+std::shared_ptr<TSSLSocketFactory> TLSFactory(const std::string& cacert, const std::string& cert,
+                                              const std::string& key) {
+  // SSLTLS negotiates the highest version both sides have (TLS 1.3 with ballotd);
+  // the other values of SSLProtocol pin a single version.
+  auto factory = std::make_shared<TSSLSocketFactory>(apache::thrift::transport::SSLTLS);
+  factory->authenticate(true);
+  factory->access(std::make_shared<DefaultClientAccessManager>());
+  const auto load = [](const char* flag, const std::string& path, const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const TSSLException& e) {
+      throw UsageError(std::string(flag) + " " + path + ": " + e.what());
+    }
+  };
+  load("--cacert", cacert, [&] { factory->loadTrustedCertificates(cacert.c_str()); });
+  if (!cert.empty()) {
+    load("--cert", cert, [&] { factory->loadCertificate(cert.c_str()); });
+    load("--key", key, [&] { factory->loadPrivateKey(key.c_str()); });
+  }
+  return factory;
+}
+
 // BallotClient talks to a Ballot cluster: it follows NotLeader to the leader and
 // retries Unavailable and broken connections, with the same client_id and seq,
 // until the deadline. NotFound and InvalidArgument propagate at once: they are
@@ -65,10 +104,13 @@ struct UsageError : std::runtime_error {
 // outstanding; it is not safe for concurrent use.
 class BallotClient {
  public:
-  BallotClient(std::vector<std::string> endpoints, milliseconds timeout, bool verbose)
+  // tls makes the connections TLS; nullptr keeps them plaintext.
+  BallotClient(std::vector<std::string> endpoints, milliseconds timeout, bool verbose,
+               std::shared_ptr<TSSLSocketFactory> tls)
       : endpoints_(std::move(endpoints)),
         timeout_(timeout),
         verbose_(verbose),
+        tls_(std::move(tls)),
         rng_(std::random_device{}()),
         client_id_(std::uniform_int_distribution<int64_t>(1, INT64_MAX)(rng_)),
         addr_(endpoints_.front()),
@@ -101,7 +143,11 @@ class BallotClient {
     const int ms = static_cast<int>(std::max<int64_t>(remaining.count(), 1));
     if (!kv_) {
       const auto colon = addr_.rfind(':');
-      socket_ = std::make_shared<TSocket>(addr_.substr(0, colon), std::stoi(addr_.substr(colon + 1)));
+      const std::string host = addr_.substr(0, colon);
+      const int port = std::stoi(addr_.substr(colon + 1));
+      // A TLS socket shakes hands on its first write, within the send and receive
+      // timeouts set below.
+      socket_ = tls_ ? tls_->createSocket(host, port) : std::make_shared<TSocket>(host, port);
       socket_->setConnTimeout(ms);
       transport_ = std::make_shared<TFramedTransport>(socket_);
       auto protocol = std::make_shared<TBinaryProtocol>(transport_, 0, 0, /*strict_read=*/true,
@@ -180,6 +226,8 @@ class BallotClient {
   const std::vector<std::string> endpoints_;
   const milliseconds timeout_;
   const bool verbose_;
+  // tls_ outlives the sockets it made (members are destroyed in reverse order).
+  const std::shared_ptr<TSSLSocketFactory> tls_;
   std::mt19937_64 rng_;
   const int64_t client_id_;
   int64_t seq_ = 0;  // seq of the last write; each new write takes the next
@@ -226,7 +274,11 @@ std::vector<std::string> SplitEndpoints(const std::string& list) {
 }
 
 constexpr const char* kUsage =
-    "usage: ballot_client --endpoints host:port,... [--timeout SECONDS] [-v] COMMAND\n"
+    "usage: ballot_client --endpoints host:port,... [--timeout SECONDS] [-v]\n"
+    "                     [--cacert FILE [--cert FILE --key FILE]] COMMAND\n"
+    "  --cacert FILE    use TLS, trusting the replicas' certificates issued by this CA\n"
+    "  --cert FILE      with --cacert: present this client certificate (needs --key)\n"
+    "  --key FILE       the private key of --cert\n"
     "  put KEY VALUE    store VALUE (\"-\": standard input) under KEY\n"
     "  get KEY          print the value stored under KEY\n"
     "  delete KEY       delete KEY\n"
@@ -236,6 +288,7 @@ int Run(int argc, char** argv) {
   std::string endpoints;
   double timeout_s = 5;
   bool verbose = false;
+  std::string cacert, cert, key;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -243,6 +296,12 @@ int Run(int argc, char** argv) {
       endpoints = argv[++i];
     } else if (a == "--timeout" && i + 1 < argc) {
       timeout_s = std::atof(argv[++i]);
+    } else if (a == "--cacert" && i + 1 < argc) {
+      cacert = argv[++i];
+    } else if (a == "--cert" && i + 1 < argc) {
+      cert = argv[++i];
+    } else if (a == "--key" && i + 1 < argc) {
+      key = argv[++i];
     } else if (a == "-v" || a == "--verbose") {
       verbose = true;
     } else if (a == "-h" || a == "--help") {
@@ -254,6 +313,8 @@ int Run(int argc, char** argv) {
   }
   if (endpoints.empty()) throw UsageError("--endpoints is required");
   if (timeout_s <= 0) throw UsageError("--timeout wants a positive number of seconds");
+  if (cert.empty() != key.empty()) throw UsageError("--cert and --key go together");
+  if (!cert.empty() && cacert.empty()) throw UsageError("--cert needs --cacert: TLS is on only with --cacert");
   if (args.empty()) throw UsageError("no command");
   const std::string cmd = args.front();
   const size_t want = cmd == "put" ? 3 : (cmd == "get" || cmd == "delete" || cmd == "bench-put") ? 2 : 0;
@@ -264,7 +325,7 @@ int Run(int argc, char** argv) {
   apache::thrift::GlobalOutput.setOutputFunction(
       verbose ? +[](const char* msg) { std::cerr << msg << std::endl; } : +[](const char*) {});
   BallotClient client(SplitEndpoints(endpoints), milliseconds(static_cast<int64_t>(timeout_s * 1000)),
-                      verbose);
+                      verbose, cacert.empty() ? nullptr : TLSFactory(cacert, cert, key));
   try {
     if (cmd == "put") {
       std::string value = args[2];

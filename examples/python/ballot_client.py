@@ -5,6 +5,13 @@
     /usr/bin/python3 examples/python/ballot_client.py \\
         --endpoints 127.0.0.1:7001,127.0.0.1:7002 put colour blue
 
+Plaintext by default. --cacert FILE turns TLS on and verifies each replica's
+certificate against that CA and the host dialled; --cert FILE and --key FILE add
+a client certificate, for replicas that require one (ballotd --client-ca). The
+certificates of 'ballot certs' fit: --cacert certs/ca.pem --cert certs/client.pem
+--key certs/client.key. A failed handshake is retried like any broken
+connection; -v also prints the Thrift library's log, which says why it failed.
+
 Commands: put KEY VALUE (VALUE "-" reads standard input), get KEY, delete KEY,
 bench-put N. It needs the Thrift Python library: Debian's python3-thrift, which
 imports only in Debian's own /usr/bin/python3.
@@ -17,6 +24,7 @@ import argparse
 import logging
 import os
 import random
+import ssl
 import statistics
 import sys
 import time
@@ -38,12 +46,12 @@ def fail(msg):
 def import_stubs(stubs_dir):
     """Imports the Thrift library and the generated stubs into this module."""
     sys.path.insert(0, stubs_dir)
-    global TSocket, TTransport, TBinaryProtocol, TException, TTransportException
+    global TSocket, TSSLSocket, TTransport, TBinaryProtocol, TException, TTransportException
     global KV, ttypes
     try:
         from thrift.Thrift import TException
         from thrift.protocol import TBinaryProtocol
-        from thrift.transport import TSocket, TTransport
+        from thrift.transport import TSocket, TSSLSocket, TTransport
         from thrift.transport.TTransport import TTransportException
     except ImportError as e:
         fail("cannot import the Thrift library (%s); install Debian's python3-thrift "
@@ -53,6 +61,39 @@ def import_stubs(stubs_dir):
     except ImportError as e:
         fail("no stubs in %s (%s); run 'make stubs LANG=py' or pass --stubs"
              % (stubs_dir, e))
+
+
+def tls_context(cacert, cert=None, key=None):
+    """Returns an SSL context that trusts the CA in cacert, checks that a
+    replica's certificate names the host dialled, and presents cert and key if
+    given. Raises ValueError naming the file that cannot be loaded."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_verify_locations(cafile=cacert)
+    except OSError as e:  # ssl.SSLError is an OSError
+        raise ValueError("--cacert %s: %s" % (cacert, e))
+    if cert:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except OSError as e:
+            raise ValueError("--cert %s, --key %s: %s" % (cert, key, e))
+    return ctx
+
+
+def _checked_in_handshake(cert, hostname):
+    """TSSLSocket's check of the host name after the handshake. The context has
+    already done it (check_hostname), and TSSLSocket's own check is
+    ssl.match_hostname, which warns on stderr and is gone from Python 3.12, where
+    thrift falls back to comparing the CommonName alone."""
+
+
+def describe(e):
+    """Returns the message of e and of the error it wraps, if any: the library
+    wraps socket and TLS errors in a TTransportException that says only
+    "unexpected exception"."""
+    inner = getattr(e, "inner", None)
+    return "%s: %s" % (e, inner) if inner is not None else str(e)
 
 
 class GaveUp(Exception):
@@ -68,8 +109,9 @@ class BallotClient:
     outstanding; it is not safe for concurrent use.
     """
 
-    def __init__(self, endpoints, timeout=5.0, verbose=False):
+    def __init__(self, endpoints, timeout=5.0, verbose=False, tls=None):
         self.endpoints = endpoints
+        self.tls = tls  # an ssl.SSLContext, or None for plaintext
         self.timeout = timeout
         self.verbose = verbose
         self.client_id = random.randrange(1, 2**63)
@@ -94,7 +136,9 @@ class BallotClient:
         return self._call("get", None, lambda kv: kv.get(key, consistency)).value
 
     def close(self):
-        if self.transport is not None:
+        # TSSLSocket.close fails on a socket that the library has closed itself
+        # (it does after a reset while reading): close only an open one.
+        if self.transport is not None and self.socket.handle is not None:
             self.transport.close()
         self.transport = self.kv = None
 
@@ -102,7 +146,12 @@ class BallotClient:
         remaining = max(remaining, 0.001)
         if self.kv is None:
             host, _, port = self.addr.rpartition(":")
-            self.socket = TSocket.TSocket(host, int(port))
+            if self.tls is None:
+                self.socket = TSocket.TSocket(host, int(port))
+            else:
+                self.socket = TSSLSocket.TSSLSocket(
+                    host, int(port), ssl_context=self.tls,
+                    validate_callback=_checked_in_handshake)
             self.socket.setTimeout(remaining * 1000)
             self.transport = TTransport.TFramedTransport(self.socket)
             protocol = TBinaryProtocol.TBinaryProtocol(
@@ -137,7 +186,7 @@ class BallotClient:
             except ttypes.Unavailable as e:
                 last = "Unavailable from %s: %s" % (self.addr, e.message)
             except (TTransportException, OSError) as e:
-                last = "%s from %s: %s" % (type(e).__name__, self.addr, e)
+                last = "%s from %s: %s" % (type(e).__name__, self.addr, describe(e))
             # The outcome is unknown: pause, then try the next endpoint with the
             # same client_id and seq, so the write takes effect at most once.
             self.close()
@@ -178,6 +227,12 @@ def main():
                         help="seconds one command may take, retries included")
     parser.add_argument("--stubs", default=os.path.join(here, "..", "..", "build", "stubs", "py"),
                         help="directory of the generated Python stubs")
+    parser.add_argument("--cacert", metavar="FILE",
+                        help="use TLS, trusting the replicas' certificates issued by this CA")
+    parser.add_argument("--cert", metavar="FILE",
+                        help="with --cacert: present this client certificate (needs --key)")
+    parser.add_argument("--key", metavar="FILE",
+                        help="the private key of --cert")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="report every redirect and retry on standard error")
     parser.add_argument("command", choices=["put", "get", "delete", "bench-put"])
@@ -189,11 +244,25 @@ def main():
     endpoints = [e.strip() for e in opts.endpoints.split(",") if e.strip()]
     if not endpoints or any(":" not in e for e in endpoints):
         parser.error("--endpoints wants host:port,...")
+    if bool(opts.cert) != bool(opts.key):
+        parser.error("--cert and --key go together")
+    if opts.cert and not opts.cacert:
+        parser.error("--cert needs --cacert: TLS is on only with --cacert")
+    tls = None
+    if opts.cacert:
+        try:
+            tls = tls_context(opts.cacert, opts.cert, opts.key)
+        except ValueError as e:
+            parser.error(str(e))
 
     import_stubs(opts.stubs)
-    # The Thrift library logs failed connections itself; the retries above cover them.
+    # The Thrift library logs failed connections itself, with the reason (a TLS
+    # handshake's error among them) that its exception leaves out; the retries
+    # above cover them, so show its log only with -v.
+    if opts.verbose:
+        logging.basicConfig(stream=sys.stderr, format="%(name)s: %(message)s")
     logging.getLogger("thrift").setLevel(logging.DEBUG if opts.verbose else logging.CRITICAL)
-    client = BallotClient(endpoints, opts.timeout, opts.verbose)
+    client = BallotClient(endpoints, opts.timeout, opts.verbose, tls)
     try:
         if opts.command == "put":
             key, value = opts.args

@@ -350,7 +350,11 @@ func (f *snapshotFiles) keepReceived(info store.SnapshotInfo) {
 		_ = os.Remove(info.Path)
 		return
 	}
-	_ = syncDir(f.dir)
+	if err := syncDir(f.dir); err != nil {
+		// The store already holds the installed state; only this copy, kept for
+		// peers, may not survive a crash.
+		f.logger.Warn("keeping a received snapshot: fsync of its directory failed", "dir", f.dir, "err", err)
+	}
 	info.Path = final
 	f.adopt(info)
 }

@@ -502,11 +502,14 @@ var _ thrift.TTransport = (*phasedSocket)(nil)
 // awaitRequest switches to the idle timeout and marks the connection idle until
 // the next request begins. It returns false if the connection was evicted.
 func (p *phasedSocket) awaitRequest() bool {
-	now := p.stamp()
-	if !p.state.idleSince.CompareAndSwap(p.last, now) {
+	if p.last == connBusy {
+		// After a request. Nothing else changes a busy connection's state.
+		p.last = p.stamp()
+		p.state.idleSince.Store(p.last)
+	} else if p.state.idleSince.Load() == connEvicted {
+		// A new connection, idle since it was accepted, already evicted.
 		return false
 	}
-	p.last = now
 	p.waiting = true
 	p.cfg.SocketTimeout = p.idle
 	return true

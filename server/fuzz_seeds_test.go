@@ -204,6 +204,13 @@ func peerSeeds(t *testing.T) map[string][]byte {
 			Sender: 2, MaxBytes: 1 << 20}}),
 		"fetch_snapshot_bad": call(t, "fetch_snapshot", 1, &peerapi.PeerFetchSnapshotArgs{Req: &peerapi.SnapshotRequest{
 			Sender: 2, Index: 0, Offset: 7, MaxBytes: 0}}),
+		// Requests that name the replica itself (replica 1) as their sender.
+		"prepare_from_self": call(t, "prepare", 1, &peerapi.PeerPrepareArgs{Req: &peerapi.PrepareRequest{
+			Sender: 1, Ballot: ballot(7, 1), FirstSlot: 1, Epoch: 1}}),
+		"accept_from_self": call(t, "accept", 1, &peerapi.PeerAcceptArgs{Req: &peerapi.AcceptRequest{
+			Sender: 1, Ballot: ballot(7, 1), Commit: 0, RoundTrip: 1, Epoch: 1}}),
+		"execute_from_self": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
+			Sender: 1, Ballot: ballot(7, 1), Epoch: 1}}),
 		"inquire":   call(t, "inquire", 1, &peerapi.PeerInquireArgs{Req: &peerapi.InquiryRequest{Sender: 3}}),
 		"pipelined": bytes.Join([][]byte{prepare, accept, execute}, nil),
 	}

@@ -33,6 +33,10 @@ var (
 	// errNotMember: a peer request came from a replica that is not a voting
 	// member, or was not a request.
 	errNotMember = errors.New("sender is not a voting member of this replica's configuration")
+	// errFromSelf: a peer request names this replica as its sender. The core
+	// ignores such a message, so left to it the request would wait, unanswered,
+	// for its deadline.
+	errFromSelf = errors.New("sender is this replica itself")
 )
 
 // Storage is what the node needs of stable storage; *store.Store provides it.
@@ -203,6 +207,9 @@ func (n *node) status() peer.Status { return n.state.Load().status }
 // step hands a request from another replica to the core and waits for its reply,
 // which the loop releases only after the state it depends on is durable.
 func (n *node) step(ctx context.Context, m peer.Message) (peer.Message, error) {
+	if m.From == n.self {
+		return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, errFromSelf)
+	}
 	in := inbound{msg: m, reply: make(chan peer.Message, 1)}
 	select {
 	case n.inbox <- in:

@@ -78,7 +78,7 @@ func (p *framedBinary) readBytes(ctx context.Context, kind string) ([]byte, erro
 
 // Thrift's binary protocol checks a list's, set's or map's announced size only
 // against MaxMessageSize, and the generated code then makes a slice of that
-// capacity: a 20-byte frame announcing a list of 64 million entries would cost
+// capacity: a 30-byte frame announcing a list of 64 million entries would cost
 // 512 MiB of pointers on the peer port. Every element takes at least
 // minWireSize bytes of the frame, so a size the rest of the frame cannot hold is
 // refused before anything is allocated.

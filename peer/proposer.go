@@ -87,6 +87,13 @@ func (r *Replica) handlePromise(m Message) {
 	if _, dup := r.cand.promises[m.From]; dup {
 		return
 	}
+	if r.cand.probing {
+		// A pre-vote only counts who would promise; the acceptors report
+		// their entries to the prepare that follows.
+		r.cand.promises[m.From] = nil
+		r.checkCandidacy()
+		return
+	}
 	r.cand.promises[m.From] = m.Entries
 	for _, e := range m.Entries {
 		if e.Slot >= r.cand.firstSlot {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,8 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ballot-kv/ballot/gen/peerapi"
+	"github.com/ballot-kv/ballot/transport"
 )
 
 // Inputs a fuzzing run of FuzzClientPort or FuzzPeerPort found, kept as tests
@@ -82,4 +88,99 @@ func firstReply(addr string, input []byte, timeout time.Duration) ([]byte, error
 		return nil, fmt.Errorf("read frame: %w", err)
 	}
 	return frame, nil
+}
+
+// One execute (or accept and commit) of an entry whose data did not decode
+// stopped the replica: applying it failed, the node took that for a storage
+// failure, and the log kept the entry, so the replica stopped again at every
+// restart. Such a request must be refused with an error naming the entry, and
+// the replica go on learning chosen slots.
+func TestPeerEntryThatDoesNotDecodeRefused(t *testing.T) {
+	for _, name := range []string{"execute_bad_commands", "execute_bad_config", "accept_bad_commands"} {
+		t.Run(name, func(t *testing.T) {
+			// A new replica: the entries are at its first slot.
+			r := startFuzzReplica(t, 3)
+			input := readCorpusInput(t, "FuzzPeerPort", name)
+			reply, err := firstReply(r.list[0].PeerAddr, input, fuzzSlack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(reply, []byte(errBadEntry.Error())) || !bytes.Contains(reply, []byte("slot 1")) {
+				t.Errorf("reply %q does not name the entry at slot 1", reply)
+			}
+			if err := r.alive(); err != nil {
+				t.Fatalf("%v\n%s", err, r.logs.tail())
+			}
+			if err := r.fullCheck(); err != nil {
+				t.Fatalf("%v\n%s", err, r.logs.tail())
+			}
+		})
+	}
+}
+
+// The same holds for replies: promises from the other members that report an
+// entry whose data does not decode are dropped, or the candidate would win, propose
+// that entry again, and stop when it applies it.
+func TestPromiseWithEntryThatDoesNotDecodeDropped(t *testing.T) {
+	r := startFuzzReplica(t, 3)
+	var prepares atomic.Int64
+	for _, rep := range r.list[1:] {
+		stub := &badPromiser{id: int64(rep.ID), prepares: &prepares}
+		srv, err := transport.Listen(rep.PeerAddr, peerapi.NewPeerProcessor(stub), transport.ServerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve()
+		t.Cleanup(func() { srv.Close() })
+	}
+	// Replica 1 campaigns once its election timeout passes; each round asks
+	// both stubs (a pre-vote, then the prepare itself).
+	deadline := time.Now().Add(10 * time.Second)
+	for prepares.Load() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d prepares within 10s\n%s", prepares.Load(), r.logs.tail())
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if err := r.alive(); err != nil {
+		t.Fatalf("%v\n%s", err, r.logs.tail())
+	}
+	if st, err := rawStatus(r.list[0].ClientAddr); err != nil || st.IsLeader || st.Applied != 0 {
+		t.Fatalf("status %+v, %v: want a replica that neither leads nor applied anything", st, err)
+	}
+	if !strings.Contains(r.logs.tail(), "reply dropped") {
+		t.Errorf("no reply dropped in the log:\n%s", r.logs.tail())
+	}
+}
+
+// badPromiser is a member that promises every ballot and reports, each time, a
+// command entry at slot 1 whose data does not decode; it accepts whatever it is
+// asked to.
+type badPromiser struct {
+	id       int64
+	prepares *atomic.Int64
+}
+
+func (b *badPromiser) Prepare(_ context.Context, req *peerapi.PrepareRequest) (*peerapi.Promise, error) {
+	b.prepares.Add(1)
+	return &peerapi.Promise{Sender: b.id, Ok: true, Promised: req.Ballot, Probe: req.Probe, Epoch: 1,
+		Accepted: []*peerapi.Entry{{Slot: 1, Ballot: &peerapi.Ballot{Round: 1, Replica: 2},
+			Kind: peerapi.EntryKind_COMMANDS, Data: []byte("garbage")}}}, nil
+}
+
+func (b *badPromiser) Accept(_ context.Context, req *peerapi.AcceptRequest) (*peerapi.Accepted, error) {
+	return &peerapi.Accepted{Sender: b.id, Ok: true, Promised: req.Ballot, Chosen: req.Commit,
+		RoundTrip: req.RoundTrip, Epoch: 1}, nil
+}
+
+func (b *badPromiser) Execute(_ context.Context, req *peerapi.ExecuteRequest) (*peerapi.Executed, error) {
+	return &peerapi.Executed{Sender: b.id, Chosen: req.Commit, Epoch: 1}, nil
+}
+
+func (b *badPromiser) FetchSnapshot(context.Context, *peerapi.SnapshotRequest) (*peerapi.SnapshotChunk, error) {
+	return nil, errors.New("no snapshot")
+}
+
+func (b *badPromiser) Inquire(context.Context, *peerapi.InquiryRequest) (*peerapi.Inquiry, error) {
+	return nil, errors.New("no inquiry")
 }

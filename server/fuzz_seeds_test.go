@@ -211,6 +211,17 @@ func peerSeeds(t *testing.T) map[string][]byte {
 			Sender: 1, Ballot: ballot(7, 1), Commit: 0, RoundTrip: 1, Epoch: 1}}),
 		"execute_from_self": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
 			Sender: 1, Ballot: ballot(7, 1), Epoch: 1}}),
+		// Entries whose data does not decode, at the first slot of a new
+		// replica, chosen at once.
+		"execute_bad_commands": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
+			Sender: 2, Ballot: ballot(2, 2), Commit: 1, Epoch: 1,
+			Entries: []*peerapi.Entry{{Slot: 1, Ballot: ballot(2, 2), Kind: peerapi.EntryKind_COMMANDS, Data: []byte("garbage")}}}}),
+		"execute_bad_config": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
+			Sender: 2, Ballot: ballot(2, 2), Commit: 1, Epoch: 1,
+			Entries: []*peerapi.Entry{{Slot: 1, Ballot: ballot(2, 2), Kind: peerapi.EntryKind_CONFIG, Data: []byte("garbage")}}}}),
+		"accept_bad_commands": call(t, "accept", 1, &peerapi.PeerAcceptArgs{Req: &peerapi.AcceptRequest{
+			Sender: 2, Ballot: ballot(2, 2), Commit: 1, RoundTrip: 1, Epoch: 1,
+			Entries: []*peerapi.Entry{{Slot: 1, Ballot: ballot(2, 2), Kind: peerapi.EntryKind_COMMANDS, Data: []byte{0x0f, 0x00}}}}}),
 		"inquire":   call(t, "inquire", 1, &peerapi.PeerInquireArgs{Req: &peerapi.InquiryRequest{Sender: 3}}),
 		"pipelined": bytes.Join([][]byte{prepare, accept, execute}, nil),
 	}

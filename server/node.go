@@ -210,6 +210,9 @@ func (n *node) step(ctx context.Context, m peer.Message) (peer.Message, error) {
 	if m.From == n.self {
 		return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, errFromSelf)
 	}
+	if err := checkEntries(m.Entries); err != nil {
+		return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, err)
+	}
 	in := inbound{msg: m, reply: make(chan peer.Message, 1)}
 	select {
 	case n.inbox <- in:
@@ -240,6 +243,12 @@ func isRequest(t peer.MessageType) bool {
 
 // deliver hands the core a reply to one of its requests, or news that one failed.
 func (n *node) deliver(m peer.Message) {
+	if err := checkEntries(m.Entries); err != nil {
+		// Dropped like a lost reply: a promise reporting such an entry would
+		// have a new leader propose it again.
+		n.logger.Warn("reply dropped", "from", m.From, "type", m.Type.String(), "err", err)
+		return
+	}
 	select {
 	case n.replies <- m:
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/gen/kvapi"
 	"github.com/ballot-kv/ballot/gen/peerapi"
+	"github.com/ballot-kv/ballot/replicas"
 )
 
 // writeSeedsEnv names the variable that makes TestFuzzSeeds rewrite the seed
@@ -160,6 +162,21 @@ func clientSeeds(t *testing.T) map[string][]byte {
 	return seeds
 }
 
+// configuration is a configuration entry's data: replicas 1 to 3 on loopback at
+// epoch.
+func configuration(t *testing.T, epoch uint64) []byte {
+	var members []replicas.Replica
+	for id := uint64(1); id <= 3; id++ {
+		members = append(members, replicas.Replica{ID: id,
+			ClientAddr: fmt.Sprintf("127.0.0.1:%d", 7000+id), PeerAddr: fmt.Sprintf("127.0.0.1:%d", 8000+id)})
+	}
+	b, err := encodeMembership(membership{epoch: epoch, members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func peerSeeds(t *testing.T) map[string][]byte {
 	batch := func(key, value string) []byte {
 		b, err := command.EncodeBatch([]command.Command{{ClientID: 9, Seq: 1, Op: command.OpPut, Key: key, Value: []byte(value)}})
@@ -211,6 +228,11 @@ func peerSeeds(t *testing.T) map[string][]byte {
 			Sender: 1, Ballot: ballot(7, 1), Commit: 0, RoundTrip: 1, Epoch: 1}}),
 		"execute_from_self": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
 			Sender: 1, Ballot: ballot(7, 1), Epoch: 1}}),
+		// The same members at the next epoch (a member's addresses come from
+		// the replica's own file): the replica moves to epoch 2.
+		"execute_config": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
+			Sender: 2, Ballot: ballot(2, 2), Commit: 4, Epoch: 1,
+			Entries: []*peerapi.Entry{{Slot: 4, Ballot: ballot(2, 2), Kind: peerapi.EntryKind_CONFIG, Data: configuration(t, 2)}}}}),
 		// Entries whose data does not decode, at the first slot of a new
 		// replica, chosen at once.
 		"execute_bad_commands": call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{

@@ -14,6 +14,8 @@
 #   make chaos      100,000 simulated schedules, then a long linearizability
 #                   campaign on real replicas under faults (docs/testing.md)
 #   make bench      benchmark matrix into bench/results/ (docs/performance.md)
+#   make fuzz       every fuzz target, one after another, FUZZTIME (60s) each, with
+#                   a summary line per target (docs/testing.md)
 
 GO       ?= go
 MODULE   := github.com/ballot-kv/ballot
@@ -156,3 +158,15 @@ chaos-live: bin/.modules
 bench: build
 	$(GO) build -o bin/benchmatrix ./bench/cmd/benchmatrix
 	bin/benchmatrix -ballotd bin/ballotd -out bench/results
+
+# Fuzzing (docs/testing.md): every Go fuzz target in the repository, found with
+# go test -list so a new one is run without editing this file, one after another
+# for FUZZTIME each (a duration, or Nx for N inputs) with FUZZPARALLEL workers.
+# The last lines printed are a summary: target, package, time, executions,
+# executions per second and result. make test runs the seed corpora.
+FUZZTIME     ?= 60s
+FUZZPARALLEL ?= 2
+
+.PHONY: fuzz
+fuzz: bin/.modules
+	FUZZTIME="$(FUZZTIME)" FUZZPARALLEL="$(FUZZPARALLEL)" GO="$(GO)" scripts/fuzz.sh

@@ -201,7 +201,9 @@ func TestShippedWorkloads(t *testing.T) {
 
 // FuzzParseWorkload checks that any input parses without error into operations
 // that are well-formed, that every non-blank, non-comment line is accounted for
-// exactly once, and that writing the operations out again parses back to the same.
+// exactly once and under its own number (the line alone parses to the same
+// operation or the same reason), and that writing the operations out again
+// parses back to the same.
 func FuzzParseWorkload(f *testing.F) {
 	for _, s := range []string{
 		"PUT,a,1\nGET,a\nDELETE,a\n",
@@ -243,6 +245,23 @@ func FuzzParseWorkload(f *testing.F) {
 				t.Fatalf("bad malformed entry %+v", m)
 			}
 			seen[m.Line] = true
+		}
+
+		// Each line is read on its own: parsed alone, the line an operation or a
+		// malformed entry names gives that same operation or reason.
+		lines := bytes.Split(data, []byte("\n"))
+		for i, op := range w.Ops[:min(len(w.Ops), 64)] {
+			alone, err := ParseWorkload(bytes.NewReader(lines[op.Line-1]))
+			if err != nil || len(alone.Ops) != 1 || alone.Ops[0].Kind != op.Kind || alone.Ops[0].Key != op.Key ||
+				!bytes.Equal(alone.Ops[0].Value, op.Value) {
+				t.Fatalf("op %d %+v: its line %d alone parses to %+v, %v", i, op, op.Line, alone, err)
+			}
+		}
+		for _, m := range w.Malformed[:min(len(w.Malformed), 64)] {
+			alone, err := ParseWorkload(bytes.NewReader(lines[m.Line-1]))
+			if err != nil || len(alone.Malformed) != 1 || alone.Malformed[0].Reason != m.Reason {
+				t.Fatalf("malformed %+v: its line alone parses to %+v, %v", m, alone, err)
+			}
 		}
 
 		var out bytes.Buffer

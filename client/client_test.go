@@ -647,3 +647,31 @@ func TestLargestKeyAndValue(t *testing.T) {
 		t.Fatalf("Get of the largest value: %d bytes, %v", len(got), err)
 	}
 }
+
+// A replica that explains why it cannot serve, then stops answering, leaves its
+// explanation in the error: "its disk is full" tells an operator more than the
+// silence that follows it.
+func TestExpiredErrorKeepsLastAnswer(t *testing.T) {
+	srv := kvtest.Start(t)
+	const why = "replica stopping: its stable storage failed: no space left on device"
+	var answered atomic.Bool
+	srv.SetHook(func(ctx context.Context, _ kvtest.Call) error {
+		if answered.CompareAndSwap(false, true) {
+			return &kvapi.Unavailable{Message: why}
+		}
+		// Later attempts get no answer before the client's deadline.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return &kvapi.Unavailable{Message: "too late"}
+	})
+	c := newClient(t, 300*time.Millisecond, srv.Addr())
+	_, err := c.Put(context.Background(), "k", []byte("v"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Put = %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), why) {
+		t.Errorf("Put error %q does not keep the replica's answer %q", err, why)
+	}
+}

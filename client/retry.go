@@ -69,6 +69,10 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 	redirects := 0 // NotLeader redirects followed since the last backoff
 	var lastAddr string
 	var lastErr error
+	// lastSaid is the last Unavailable a replica answered, with its address: a
+	// replica explaining why it cannot serve (its disk is full, it lost its
+	// quorum) says more than the connection failures that may follow it.
+	var lastSaid string
 	for {
 		sent, err := c.attempt(ctx, addr, call)
 		if err == nil {
@@ -123,6 +127,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 			maybeApplied = true
 			c.forgetLeader(addr)
 			lastErr = fmt.Errorf("Unavailable: %s", unavailable.GetMessage())
+			lastSaid = addr + ": " + lastErr.Error()
 			if rt == toLeaderOnce {
 				return maybeApplied, fmt.Errorf("%s at %s: %w: %s", op, addr, ErrUnavailable, unavailable.GetMessage())
 			}
@@ -147,7 +152,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 		addr = eps[next%len(eps)]
 		next++
 	}
-	return maybeApplied, expired(parent, op, budget, lastAddr, lastErr)
+	return maybeApplied, expired(parent, op, budget, lastAddr, lastErr, lastSaid)
 }
 
 // attempt performs call once at addr. sent reports whether a connection was open,
@@ -171,10 +176,13 @@ func (c *Client) attempt(ctx context.Context, addr string, call callFunc) (sent 
 
 // expired is the error of an operation whose deadline passed (ErrUnavailable) or
 // whose caller cancelled it (the context's error).
-func expired(parent context.Context, op string, budget time.Duration, lastAddr string, lastErr error) error {
+func expired(parent context.Context, op string, budget time.Duration, lastAddr string, lastErr error, lastSaid string) error {
 	last := "no attempt completed"
 	if lastErr != nil {
 		last = "last: " + lastAddr + ": " + lastErr.Error()
+	}
+	if lastSaid != "" && lastSaid != lastAddr+": "+lastErr.Error() {
+		last += "; last answered: " + lastSaid
 	}
 	if err := parent.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w (%s)", op, err, last)

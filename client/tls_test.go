@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -17,89 +15,12 @@ import (
 	"github.com/ballot-kv/ballot/internal/tlsconfig/tlstest"
 )
 
-// tlsFront terminates TLS in front of a fake replica: it accepts TLS
-// connections and relays each to the replica over plain TCP.
-type tlsFront struct {
-	addr string
-
-	mu       sync.Mutex // guards conns and accepted
-	conns    []net.Conn // the raw sockets accepted, to cut
-	accepted int
-}
-
-func startTLSFront(t *testing.T, backend string, cfg *tls.Config) *tlsFront {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &tlsFront{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		f.cut()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.conns = append(f.conns, raw)
-			f.accepted++
-			f.mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer raw.Close()
-				back, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer back.Close()
-				front := tls.Server(raw, cfg)
-				done := make(chan struct{})
-				go func() {
-					io.Copy(back, front)
-					back.Close()
-					close(done)
-				}()
-				io.Copy(front, back)
-				raw.Close()
-				<-done
-			}()
-		}
-	}()
-	return f
-}
-
-// cut closes every accepted socket, as a replica closes an idle connection:
-// without a close_notify alert.
-func (f *tlsFront) cut() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.conns {
-		c.Close()
-	}
-	f.conns = nil
-}
-
-func (f *tlsFront) numAccepted() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.accepted
-}
-
 func TestTLSPutGet(t *testing.T) {
 	ca := tlstest.NewCA(t, "test CA")
-	front := startTLSFront(t, kvtest.Start(t).Addr(), &tls.Config{Certificates: []tls.Certificate{ca.Replica(t, "replica-1").TLS}})
+	front := kvtest.StartTLSFront(t, kvtest.Start(t).Addr(), &tls.Config{Certificates: []tls.Certificate{ca.Replica(t, "replica-1").TLS}})
 	logs := &syncWriter{w: &bytes.Buffer{}}
 	c, err := New(Config{
-		Endpoints: []string{front.addr},
+		Endpoints: []string{front.Addr()},
 		Timeout:   5 * time.Second,
 		TLS:       &tls.Config{RootCAs: ca.Pool},
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -115,12 +36,12 @@ func TestTLSPutGet(t *testing.T) {
 	// The replica closes the idle connection; the client must notice before
 	// it sends the next request, as it does on a plain socket, rather than
 	// fail an attempt on it.
-	front.cut()
+	front.Cut()
 	got, err := c.Get(ctx, "colour")
 	if err != nil || string(got) != "blue" {
 		t.Fatalf("Get after the connection was closed: %q, %v", got, err)
 	}
-	if n := front.numAccepted(); n != 2 {
+	if n := front.Accepted(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
 	}
 	if out := logs.String(); strings.Contains(out, "attempt failed") {
@@ -130,8 +51,8 @@ func TestTLSPutGet(t *testing.T) {
 
 func TestTLSRefusesUnknownServer(t *testing.T) {
 	ca, other := tlstest.NewCA(t, "test CA"), tlstest.NewCA(t, "test CA")
-	front := startTLSFront(t, kvtest.Start(t).Addr(), &tls.Config{Certificates: []tls.Certificate{other.Replica(t, "replica-1").TLS}})
-	c, err := New(Config{Endpoints: []string{front.addr}, Timeout: 300 * time.Millisecond, TLS: &tls.Config{RootCAs: ca.Pool}})
+	front := kvtest.StartTLSFront(t, kvtest.Start(t).Addr(), &tls.Config{Certificates: []tls.Certificate{other.Replica(t, "replica-1").TLS}})
+	c, err := New(Config{Endpoints: []string{front.Addr()}, Timeout: 300 * time.Millisecond, TLS: &tls.Config{RootCAs: ca.Pool}})
 	if err != nil {
 		t.Fatal(err)
 	}

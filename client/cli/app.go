@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ballot-kv/ballot/client"
+	"github.com/ballot-kv/ballot/internal/tlsconfig"
 	"github.com/ballot-kv/ballot/replicas"
 )
 
@@ -34,6 +36,8 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"get prints the value and a newline.\n" +
 			"For backups and checks: 'ballot snapshot save FILE' and 'ballot digest'.\n" +
 			"To change the members: edit the replicas file and run 'ballot reconfigure'.\n" +
+			"With TLS on the client port: --cacert FILE, and --cert FILE --key FILE if the\n" +
+			"replicas require client certificates ('ballot certs' makes a local CA; docs/security.md).\n" +
 			"Exit codes: 0 success, 1 key not found, 2 usage error, 3 other failure.",
 		HideVersion: true,
 		Writer:      stdout,
@@ -55,6 +59,21 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:   "deadline of each operation, retries included",
 				Value:   client.DefaultTimeout,
 				EnvVars: []string{"BALLOT_TIMEOUT"},
+			},
+			&cli.StringFlag{
+				Name:    "cacert",
+				Usage:   "use TLS and trust replicas whose certificates chain to this CA `FILE` (PEM)",
+				EnvVars: []string{"BALLOT_CACERT"},
+			},
+			&cli.StringFlag{
+				Name:    "cert",
+				Usage:   "present this client certificate `FILE` (PEM) over TLS; with --key",
+				EnvVars: []string{"BALLOT_CERT"},
+			},
+			&cli.StringFlag{
+				Name:    "key",
+				Usage:   "the private key `FILE` (PEM) of --cert",
+				EnvVars: []string{"BALLOT_KEY"},
 			},
 		},
 		Commands: []*cli.Command{
@@ -156,9 +175,11 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// target is where the command finds the cluster.
+// target is where the command finds the cluster and how it connects.
 type target struct {
 	timeout time.Duration
+	// tls is from --cacert, --cert and --key; nil: plaintext.
+	tls *tls.Config
 	// replicas lists the members, from the replicas file or one entry per
 	// --endpoints address (ID and PeerAddr unknown).
 	replicas []replicas.Replica
@@ -167,11 +188,22 @@ type target struct {
 	source string
 }
 
-// loadTarget reads the global flags: --endpoints if given, else the replicas file.
+// loadTarget reads the global flags: --endpoints if given, else the replicas
+// file, and the TLS files.
 func loadTarget(c *cli.Context) (target, error) {
 	t := target{timeout: c.Duration("timeout")}
 	if t.timeout <= 0 {
 		return t, cli.Exit(fmt.Sprintf("ballot: --timeout must be positive, got %s\nRun 'ballot --help' for usage.", t.timeout), ExitUsage)
+	}
+	files := tlsconfig.ClientFiles{CACert: c.String("cacert"), Cert: c.String("cert"), Key: c.String("key")}
+	on, err := files.Enabled()
+	if err != nil {
+		return t, cli.Exit(fmt.Sprintf("ballot: %v\nRun 'ballot --help' for usage.", err), ExitUsage)
+	}
+	if on {
+		if t.tls, err = tlsconfig.Client(files, tlsconfig.Options{}); err != nil {
+			return t, failure(err)
+		}
 	}
 	if eps := c.String("endpoints"); strings.TrimSpace(eps) != "" {
 		for _, ep := range strings.Split(eps, ",") {
@@ -192,11 +224,17 @@ func loadTarget(c *cli.Context) (target, error) {
 
 // newClient returns a client for the target's replicas.
 func (t target) newClient(c *cli.Context) (*client.Client, error) {
-	cl, err := client.New(client.Config{Endpoints: replicas.ClientAddrs(t.replicas), Timeout: t.timeout})
+	cl, err := client.New(t.clientConfig(replicas.ClientAddrs(t.replicas)))
 	if err != nil {
 		return nil, usageError(c, "%v", err)
 	}
 	return cl, nil
+}
+
+// clientConfig is the client configuration for endpoints under the global
+// flags.
+func (t target) clientConfig(endpoints []string) client.Config {
+	return client.Config{Endpoints: endpoints, Timeout: t.timeout, TLS: t.tls}
 }
 
 // connect reads the global flags and returns a client, or the error to exit with.

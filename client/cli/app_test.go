@@ -20,7 +20,7 @@ import (
 // environment cannot change what a test runs against.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"BALLOT_REPLICAS", "BALLOT_ENDPOINTS", "BALLOT_TIMEOUT"} {
+	for _, k := range []string{"BALLOT_REPLICAS", "BALLOT_ENDPOINTS", "BALLOT_TIMEOUT", "BALLOT_CACERT", "BALLOT_CERT", "BALLOT_KEY"} {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}

@@ -131,7 +131,7 @@ func benchAction(c *cli.Context) error {
 		// of them; writes and linearizable reads follow the leader anyway.
 		n := len(endpoints)
 		rotated := append(append([]string{}, endpoints[i%n:]...), endpoints[:i%n]...)
-		cl, err := client.New(client.Config{Endpoints: rotated, Timeout: t.timeout})
+		cl, err := client.New(t.clientConfig(rotated))
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ballot-kv/ballot/internal/tlsconfig"
 	"github.com/ballot-kv/ballot/transport"
 )
 
@@ -66,6 +67,15 @@ type Config struct {
 	// full a new connection takes the place of the one idle longest (see
 	// transport.ServerOptions). Default transport.DefaultMaxConns.
 	MaxConns int
+	// PeerTLS: mutual TLS on the peer port and for calls to the other replicas
+	// (ballotd --peer-cert, --peer-key, --peer-ca; all three or none). A caller
+	// must present a certificate of the CA valid for the host of a member's peer
+	// address. Zero: plaintext, with a warning at start.
+	PeerTLS tlsconfig.PeerFiles
+	// ClientTLS: TLS on the client port (--client-cert, --client-key), with
+	// client certificates of ClientCA required if it is set (--client-ca).
+	// Zero: plaintext.
+	ClientTLS tlsconfig.ClientPortFiles
 	// Logger receives the replica's log. Nil discards.
 	Logger *slog.Logger
 
@@ -141,6 +151,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--read-timeout %v is negative", c.ReadTimeout)
 	case c.MaxConns < 0:
 		return fmt.Errorf("--max-conns %d is negative", c.MaxConns)
+	}
+	if _, err := c.PeerTLS.Enabled(); err != nil {
+		return err
+	}
+	if _, err := c.ClientTLS.Enabled(); err != nil {
+		return err
 	}
 	return nil
 }

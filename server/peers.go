@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ type peerSender struct {
 
 	ctx      context.Context
 	maxFrame int32
+	tls      *tls.Config // for calls to the other replicas; nil: plaintext
 }
 
 // peerLink is the way to one other replica.
@@ -38,9 +40,9 @@ type peerLink struct {
 }
 
 func newPeerSender(ctx context.Context, addrs map[uint64]string, deliver func(peer.Message),
-	timeout time.Duration, maxFrame int32, logger *slog.Logger) *peerSender {
+	timeout time.Duration, maxFrame int32, tlsConfig *tls.Config, logger *slog.Logger) *peerSender {
 	s := &peerSender{links: make(map[uint64]*peerLink), deliver: deliver, timeout: timeout, logger: logger,
-		ctx: ctx, maxFrame: maxFrame}
+		ctx: ctx, maxFrame: maxFrame, tls: tlsConfig}
 	for id, addr := range addrs {
 		s.add(id, addr)
 	}
@@ -57,7 +59,7 @@ func (s *peerSender) add(id uint64, addr string) {
 	l := &peerLink{
 		id:     id,
 		addr:   addr,
-		client: transport.NewPeerClient(addr, transport.ClientOptions{MaxFrameSize: s.maxFrame, CallTimeout: s.timeout, Logger: s.logger}),
+		client: transport.NewPeerClient(addr, transport.ClientOptions{MaxFrameSize: s.maxFrame, CallTimeout: s.timeout, Logger: s.logger, TLS: s.tls}),
 		queue:  make(chan peer.Message, 1024),
 	}
 	l.up.Store(true)

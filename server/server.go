@@ -185,8 +185,13 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return transport.Inquiry{}, errStarting
 		})
-	peerSrv, err := transport.Listen(self.PeerAddr, peerapi.NewPeerProcessor(peerHandler),
-		cfg.serverOptions(peerMaxFrame, logger.With("port", "peer")))
+	ports, err := loadTLS(cfg, self, liveMembers(&live, peerAddrsOf(mem)), logger)
+	if err != nil {
+		return err
+	}
+	peerOpts := cfg.serverOptions(peerMaxFrame, logger.With("port", "peer"))
+	peerOpts.TLS = ports.peerServer
+	peerSrv, err := transport.Listen(self.PeerAddr, peerapi.NewPeerProcessor(peerHandler), peerOpts)
 	if err != nil {
 		return fmt.Errorf("peer service: %w", err)
 	}
@@ -196,7 +201,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if n := live.Load(); n != nil {
 			n.deliver(m)
 		}
-	}, cfg.PeerTimeout, peerMaxFrame, logger)
+	}, cfg.PeerTimeout, peerMaxFrame, ports.peerClient, logger)
 	handler := &kvHandler{
 		self:    self,
 		store:   st,
@@ -210,8 +215,9 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	}
 	clientProc := newInflight(kvapi.NewKVProcessor(handler))
-	clientSrv, err := transport.Listen(self.ClientAddr, clientProc,
-		cfg.serverOptions(clientMaxFrame, logger.With("port", "client")))
+	clientOpts := cfg.serverOptions(clientMaxFrame, logger.With("port", "client"))
+	clientOpts.TLS = ports.client
+	clientSrv, err := transport.Listen(self.ClientAddr, clientProc, clientOpts)
 	if err != nil {
 		peerSrv.Close()
 		cancel()

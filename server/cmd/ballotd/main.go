@@ -15,6 +15,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ballot-kv/ballot/internal/tlsconfig"
 	"github.com/ballot-kv/ballot/server"
 	"github.com/ballot-kv/ballot/transport"
 )
@@ -50,6 +51,12 @@ func run(args []string) int {
 			&cli.DurationFlag{Name: "idle-timeout", Value: transport.DefaultIdleTimeout, Usage: "close a connection to either port that sends no request for this long", EnvVars: []string{"BALLOT_IDLE_TIMEOUT"}},
 			&cli.DurationFlag{Name: "read-timeout", Value: transport.DefaultReadTimeout, Usage: "close a connection whose request has not arrived in full this long after its first byte", EnvVars: []string{"BALLOT_READ_TIMEOUT"}},
 			&cli.IntFlag{Name: "max-conns", Value: transport.DefaultMaxConns, Usage: "connections each port holds open; a new one past this replaces the one idle longest", EnvVars: []string{"BALLOT_MAX_CONNS"}},
+			&cli.StringFlag{Name: "peer-cert", Usage: "this replica's certificate `FILE` (PEM) for mutual TLS between replicas; with --peer-key and --peer-ca", EnvVars: []string{"BALLOT_PEER_CERT"}},
+			&cli.StringFlag{Name: "peer-key", Usage: "the private key `FILE` (PEM) of --peer-cert", EnvVars: []string{"BALLOT_PEER_KEY"}},
+			&cli.StringFlag{Name: "peer-ca", Usage: "CA certificate `FILE` (PEM) every replica's certificate must chain to", EnvVars: []string{"BALLOT_PEER_CA"}},
+			&cli.StringFlag{Name: "client-cert", Usage: "certificate `FILE` (PEM) to serve the client port with TLS; with --client-key", EnvVars: []string{"BALLOT_CLIENT_CERT"}},
+			&cli.StringFlag{Name: "client-key", Usage: "the private key `FILE` (PEM) of --client-cert", EnvVars: []string{"BALLOT_CLIENT_KEY"}},
+			&cli.StringFlag{Name: "client-ca", Usage: "require client certificates chaining to this CA `FILE` (PEM) on the client port", EnvVars: []string{"BALLOT_CLIENT_CA"}},
 			&cli.StringFlag{Name: "pprof", Usage: "serve Go's profiler (net/http/pprof) on this `host:port`; off when empty", EnvVars: []string{"BALLOT_PPROF"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -80,7 +87,13 @@ func run(args []string) int {
 				IdleTimeout:         c.Duration("idle-timeout"),
 				ReadTimeout:         c.Duration("read-timeout"),
 				MaxConns:            c.Int("max-conns"),
-				Logger:              server.Logger(level, os.Stderr),
+				PeerTLS: tlsconfig.PeerFiles{
+					Cert: c.String("peer-cert"), Key: c.String("peer-key"), CA: c.String("peer-ca"),
+				},
+				ClientTLS: tlsconfig.ClientPortFiles{
+					Cert: c.String("client-cert"), Key: c.String("client-key"), ClientCA: c.String("client-ca"),
+				},
+				Logger: server.Logger(level, os.Stderr),
 			})
 			if err != nil {
 				return cli.Exit("ballotd: "+err.Error(), 1)

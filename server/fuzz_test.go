@@ -42,7 +42,7 @@ import (
 // write must still be stored and read back.
 //
 // Seed corpora are in testdata/fuzz/FuzzClientPort and testdata/fuzz/FuzzPeerPort
-// (written by TestWriteFuzzSeeds); `go test` runs them as regular tests, `make
+// (written by TestFuzzSeeds); `go test` runs them as regular tests, `make
 // fuzz` mutates them (docs/testing.md).
 
 const (

@@ -2,6 +2,8 @@ package xlang
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +20,8 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/internal/certs"
+	"github.com/ballot-kv/ballot/replicas"
 )
 
 // waitFor polls cond every 20ms until it returns nil, and fails the test with what
@@ -84,6 +88,18 @@ type replica struct {
 type cluster struct {
 	t    testing.TB
 	reps []*replica // reps[i] has id i+1
+	// certs are the files of a cluster started withTLS; zero otherwise.
+	certs certs.Written
+	// tls is what the test's own calls to a client port use: nil for plaintext.
+	tls *tls.Config
+}
+
+// clusterOptions change how startCluster starts the replicas.
+type clusterOptions struct {
+	// withTLS generates certificates for the replicas file with internal/certs
+	// and starts every replica with mutual TLS on its peer port and TLS on its
+	// client port that requires a client certificate from the same CA.
+	withTLS bool
 }
 
 // startCluster starts n replicas and waits until one of them leads. A port taken
@@ -92,8 +108,14 @@ type cluster struct {
 // when the test ends.
 func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
+	return startClusterWith(t, n, clusterOptions{})
+}
+
+// startClusterWith is startCluster with options.
+func startClusterWith(t testing.TB, n int, opts clusterOptions) *cluster {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		c, err := tryStartCluster(t, n)
+		c, err := tryStartCluster(t, n, opts)
 		if err == nil {
 			return c
 		}
@@ -106,7 +128,7 @@ func startCluster(t testing.TB, n int) *cluster {
 
 var errPortTaken = errors.New("a port was taken by another process")
 
-func tryStartCluster(t testing.TB, n int) (*cluster, error) {
+func tryStartCluster(t testing.TB, n int, opts clusterOptions) (*cluster, error) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "replicas.txt")
 	c := &cluster{t: t}
@@ -125,9 +147,14 @@ func tryStartCluster(t testing.TB, n int) (*cluster, error) {
 	if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
 		return nil, err
 	}
+	if opts.withTLS {
+		if err := c.makeCerts(file, filepath.Join(dir, "certs")); err != nil {
+			return nil, err
+		}
+	}
 	t.Cleanup(c.killAll)
 	for _, r := range c.reps {
-		if err := r.start(file); err != nil {
+		if err := r.start(file, c.tlsArgs(r.id)...); err != nil {
 			return nil, err
 		}
 	}
@@ -155,13 +182,69 @@ func tryStartCluster(t testing.TB, n int) (*cluster, error) {
 	}
 }
 
-func (r *replica) start(replicasFile string) error {
+// makeCerts generates a CA and certificates for the replicas of replicasFile into
+// dir, and the client TLS configuration of the test's own calls.
+func (c *cluster) makeCerts(replicasFile, dir string) error {
+	list, err := replicas.Load(replicasFile)
+	if err != nil {
+		return err
+	}
+	if c.certs, err = certs.Generate(dir, list, certs.Options{}); err != nil {
+		return err
+	}
+	c.tls, err = clientTLS(c.certs.CA, c.certs.Client)
+	return err
+}
+
+// clientTLS is a TLS client configuration trusting the CA in caFile and
+// presenting the certificate in files.
+func clientTLS(caFile string, files certs.CertFiles) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s: no certificate", caFile)
+	}
+	pair, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// tlsArgs are the ballotd flags that turn TLS on for replica id: its own
+// certificate on both ports, the CA for the peers' certificates and for the
+// clients'. None for a plaintext cluster.
+func (c *cluster) tlsArgs(id int) []string {
+	if c.certs.CA == "" {
+		return nil
+	}
+	own := c.certs.Replicas[uint64(id)]
+	return []string{
+		"--peer-cert", own.Cert, "--peer-key", own.Key, "--peer-ca", c.certs.CA,
+		"--client-cert", own.Cert, "--client-key", own.Key, "--client-ca", c.certs.CA,
+	}
+}
+
+// clientTLSArgs are the example clients' flags for TLS with the cluster's client
+// certificate; none for a plaintext cluster.
+func (c *cluster) clientTLSArgs() []string {
+	if c.certs.CA == "" {
+		return nil
+	}
+	return []string{"--cacert", c.certs.CA, "--cert", c.certs.Client.Cert, "--key", c.certs.Client.Key}
+}
+
+func (r *replica) start(replicasFile string, extraArgs ...string) error {
 	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close() // the child holds its own descriptor
-	cmd := exec.Command(ballotdBin, "--id", strconv.Itoa(r.id), "--replicas", replicasFile, "--data", r.dataDir)
+	args := append([]string{"--id", strconv.Itoa(r.id), "--replicas", replicasFile, "--data", r.dataDir}, extraArgs...)
+	cmd := exec.Command(ballotdBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start replica %d: %w", r.id, err)
@@ -229,7 +312,7 @@ func (c *cluster) leader() (int, error) {
 	var leaders []int
 	var errs []error
 	for _, r := range c.reps {
-		st, err := status(r.clientAddr)
+		st, err := status(r.clientAddr, c.tls)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("replica %d: %w", r.id, err))
 			continue
@@ -260,10 +343,15 @@ func (c *cluster) follower(leader int) int {
 	return leader%len(c.reps) + 1
 }
 
-// status asks the replica at addr for its status over the KV service.
-func status(addr string) (*kvapi.ReplicaStatus, error) {
-	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: 2 * time.Second}
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, cfg), cfg)
+// status asks the replica at addr for its status over the KV service, with TLS
+// when tlsConfig is not nil.
+func status(addr string, tlsConfig *tls.Config) (*kvapi.ReplicaStatus, error) {
+	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: 2 * time.Second, TLSConfig: tlsConfig}
+	var sock thrift.TTransport = thrift.NewTSocketConf(addr, cfg)
+	if tlsConfig != nil {
+		sock = thrift.NewTSSLSocketConf(addr, cfg)
+	}
+	trans := thrift.NewTFramedTransportConf(sock, cfg)
 	if err := trans.Open(); err != nil {
 		return nil, err
 	}

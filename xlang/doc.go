@@ -9,7 +9,11 @@
 // oversized value reach every language as the declared exceptions (NotFound,
 // InvalidArgument naming the limit), not as transport errors, and that each client
 // retries Unavailable, NotLeader without a leader and a dropped connection with the
-// same client id and sequence number, against a scripted replica.
+// same client id and sequence number, against a scripted replica. A second cluster
+// runs with mutual TLS between replicas and TLS on the client port that requires
+// client certificates, all from internal/certs: the Python and C++ clients write
+// and read over it with --cacert, --cert and --key, and are refused without TLS,
+// without a certificate or with one from another CA.
 //
 // A language whose toolchain or Thrift library is missing is skipped with a message
 // naming the Debian packages to install; .ci/run installs all of them. Set

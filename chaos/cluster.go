@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/internal/tlsconfig"
 )
 
 // ClusterConfig describes a cluster of real ballotd processes.
@@ -853,20 +855,30 @@ func ephemeralLow() int {
 type kvConn struct {
 	*kvapi.KVClient
 	addr string
-	sock *thrift.TSocket
+	sock thrift.TTransport
 }
 
 // dialKV connects to addr; every read and write on the connection times out
 // after timeout.
 func dialKV(addr string, timeout time.Duration) (*kvConn, error) {
+	return dialKVWith(addr, timeout, nil)
+}
+
+// dialKVWith is dialKV over TLS with tlsConfig (for addr's host), or plaintext
+// if it is nil.
+func dialKVWith(addr string, timeout time.Duration, tlsConfig *tls.Config) (*kvConn, error) {
 	strict := true
 	cfg := &thrift.TConfiguration{
 		ConnectTimeout:     min(timeout, time.Second),
 		SocketTimeout:      timeout,
 		TBinaryStrictRead:  &strict,
 		TBinaryStrictWrite: &strict,
+		TLSConfig:          tlsconfig.ForHost(tlsConfig, addr),
 	}
-	sock := thrift.NewTSocketConf(addr, cfg)
+	var sock thrift.TTransport = thrift.NewTSocketConf(addr, cfg)
+	if tlsConfig != nil {
+		sock = thrift.NewTSSLSocketConf(addr, cfg)
+	}
 	if err := sock.Open(); err != nil {
 		return nil, err
 	}

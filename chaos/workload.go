@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -43,6 +44,9 @@ type WorkloadConfig struct {
 	// not retried but recorded with an unknown outcome, so that histories hold
 	// writes that may land at any later time. Default 0.2; negative means never.
 	GiveUp float64
+	// TLS, when set, is used for every connection, with the ServerName of the
+	// replica dialled (replicas serving --client-cert). Nil: plaintext.
+	TLS *tls.Config
 }
 
 func (c WorkloadConfig) withDefaults() WorkloadConfig {
@@ -230,7 +234,7 @@ func (w *worker) conn(i int) (*kvConn, error) {
 	if c, ok := w.conns[i]; ok {
 		return c, nil
 	}
-	c, err := dialKV(w.addrs[i], w.cfg.CallTimeout)
+	c, err := dialKVWith(w.addrs[i], w.cfg.CallTimeout, w.cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@
 #   make certs      write a local CA and TLS certificates for replicas.txt into
 #                   certs/, for trying TLS (docs/security.md)
 #   make test       check gen/, formatting and vet, then run all tests with -race
+#   make test-tls   the end-to-end tests again, every cluster with mutual TLS
+#                   between replicas and TLS with client certificates for clients
 #   make gen        regenerate gen/ from idl/ (installs thrift-compiler if missing)
 #   make check-gen  fail if gen/ is not what idl/ generates
 #   make stubs LANG=py   generate KV client stubs for one language into build/stubs/py/
@@ -96,6 +98,13 @@ vet:
 
 test: check-gen fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
+
+# Every e2e cluster with --peer-cert/--peer-key/--peer-ca and --client-cert/
+# --client-key/--client-ca, and every client with the CA and a client
+# certificate (e2e/tlsmode_test.go): the earlier tests must pass with TLS on.
+.PHONY: test-tls
+test-tls:
+	BALLOT_TEST_TLS=1 $(GO) test -race -count=1 -timeout 20m ./e2e
 
 run: build
 	REPLICAS="$(REPLICAS)" DATA="$(DATA)" scripts/run-cluster.sh

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,10 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	if err := buildBinaries(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := setupEnvTLS(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -167,6 +172,9 @@ type cluster struct {
 	reps         []*replica // reps[i] has id i+1
 	// args are extra ballotd flags given to every replica at every start.
 	args []string
+	// tls is what the replicas and the clients use for TLS (envTLS unless the
+	// test sets its own before starting a replica); nil: plaintext.
+	tls *clusterTLS
 	// kept is the directory keptDir made, "" until then.
 	kept string
 }
@@ -198,7 +206,7 @@ func newClusterWith(t testing.TB, n int, args ...string) *cluster {
 // killed when the test ends.
 func layoutCluster(t testing.TB, n int, args ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), args: slices.Clone(args)}
+	c := &cluster{t: t, dir: t.TempDir(), args: slices.Clone(args), tls: envTLS}
 	c.replicasFile = filepath.Join(c.dir, "replicas.txt")
 	for range n {
 		c.addReplica()
@@ -302,7 +310,12 @@ func (c *cluster) startNoWaitWith(id int, once ...string) {
 	r.starts++
 	fmt.Fprintf(logf, "=== e2e: start #%d of replica %d at %s\n", r.starts, id, time.Now().Format(time.RFC3339Nano))
 	args := []string{"--id", strconv.Itoa(id), "--replicas", c.replicasFile, "--data", r.dataDir}
-	args = append(append(args, c.args...), once...)
+	tlsFlags, err := c.tls.replicaFlags(id)
+	if err != nil {
+		logf.Close()
+		c.t.Fatal(err)
+	}
+	args = append(append(append(args, tlsFlags...), c.args...), once...)
 	fmt.Fprintf(logf, "=== e2e: ballotd %s\n", strings.Join(args, " "))
 	bin := ballotdBin
 	if r.bin != "" {
@@ -346,7 +359,7 @@ func (c *cluster) waitServing(id int) {
 		if !r.running() {
 			c.t.Fatalf("replica %d exited with code %d while starting:\n%s", id, r.exitCode, tail(r.logPath, 30))
 		}
-		_, err := rawStatus(r.clientAddr)
+		_, err := rawStatusWith(r.clientAddr, c.tls.clientConfig())
 		return err
 	})
 }
@@ -510,8 +523,8 @@ func (c *cluster) ballot(args ...string) cliResult {
 // ballotIn runs the ballot command with stdin as its standard input.
 func (c *cluster) ballotIn(stdin []byte, args ...string) cliResult {
 	c.t.Helper()
-	full := append([]string{"--replicas", c.replicasFile, "--timeout", cliTimeout.String()}, args...)
-	return runCLI(c.t, stdin, full...)
+	full := append(c.tls.cliFlags(), "--replicas", c.replicasFile, "--timeout", cliTimeout.String())
+	return runCLI(c.t, stdin, append(full, args...)...)
 }
 
 // runCLI runs the ballot binary with args. A run that outlives 30s is killed and
@@ -527,6 +540,9 @@ func runCLIWithin(t testing.TB, limit time.Duration, stdin []byte, args ...strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	// With BALLOT_TEST_TLS=1 every command trusts the run's CA; flags given
+	// after these (a cluster's own) take precedence.
+	args = append(envTLS.cliFlags(), args...)
 	cmd := exec.CommandContext(ctx, ballotBin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -661,7 +677,7 @@ func (c *cluster) waitLeader(ids ...int) int {
 // the test ends.
 func (c *cluster) client(timeout time.Duration, ids ...int) *client.Client {
 	c.t.Helper()
-	cl, err := client.New(client.Config{Endpoints: c.clientAddrs(ids...), Timeout: timeout})
+	cl, err := client.New(client.Config{Endpoints: c.clientAddrs(ids...), Timeout: timeout, TLS: c.tls.clientConfig()})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -673,14 +689,20 @@ func (c *cluster) client(timeout time.Duration, ids ...int) *client.Client {
 // transport, strict binary protocol, as the IDL prescribes.
 type rawKV struct {
 	*kvapi.KVClient
-	sock *thrift.TSocket
+	sock thrift.TTransport
 }
 
-// dialKV opens a raw Thrift connection to addr with a 5s socket timeout.
+// dialKV opens a raw Thrift connection to addr with a 5s socket timeout, over
+// TLS with BALLOT_TEST_TLS=1.
 func dialKV(addr string) (*rawKV, error) {
+	return dialKVWith(addr, envTLS.clientConfig())
+}
+
+// dialKVWith is dialKV over TLS with tlsConfig, or plaintext if it is nil.
+func dialKVWith(addr string, tlsConfig *tls.Config) (*rawKV, error) {
 	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: 5 * time.Second}
-	sock := thrift.NewTSocketConf(addr, cfg)
-	if err := sock.Open(); err != nil {
+	sock, err := openKVSocket(addr, cfg, tlsConfig)
+	if err != nil {
 		return nil, err
 	}
 	trans := thrift.NewTFramedTransportConf(sock, cfg)
@@ -703,7 +725,12 @@ func mustDialKV(t testing.TB, addr string) *rawKV {
 
 // rawStatus asks the replica at addr for its status on a fresh connection.
 func rawStatus(addr string) (*kvapi.ReplicaStatus, error) {
-	kv, err := dialKV(addr)
+	return rawStatusWith(addr, envTLS.clientConfig())
+}
+
+// rawStatusWith is rawStatus over TLS with tlsConfig, or plaintext if it is nil.
+func rawStatusWith(addr string, tlsConfig *tls.Config) (*kvapi.ReplicaStatus, error) {
+	kv, err := dialKVWith(addr, tlsConfig)
 	if err != nil {
 		return nil, err
 	}

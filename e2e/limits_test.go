@@ -133,7 +133,7 @@ func (a *portAttack) open(idle, slow int) error {
 		a.idle = append(a.idle, c)
 	}
 	for range slow {
-		c, err := net.DialTimeout("tcp", a.addr, 5*time.Second)
+		c, err := dialForRequest(a.addr, 5*time.Second)
 		if err != nil {
 			return fmt.Errorf("%s: slow writer %d: %w", a.name, len(a.slow)+1, err)
 		}
@@ -385,7 +385,7 @@ func TestTimeoutsOnBothPorts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+			conn, err := dialForRequest(p.addr, 5*time.Second)
 			if err != nil {
 				results[i] = fmt.Sprintf("%s: %v", p.name, err)
 				return
@@ -476,20 +476,34 @@ func TestConnectionLimitLoggedOncePerInterval(t *testing.T) {
 	half = half[:len(half)/2]
 	var slow []net.Conn
 	t.Cleanup(func() { closeAll(slow) })
+	// openSlow returns nil for a connection closed before it could send (at
+	// its TLS handshake, with BALLOT_TEST_TLS=1).
 	openSlow := func() net.Conn {
-		conn := dial()
+		conn, err := dialForRequest(addr, 5*time.Second)
+		if errors.Is(err, errRefusedAtHandshake) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := conn.Write(half); err != nil {
 			t.Fatal(err)
 		}
 		return conn
 	}
 	for range maxConns {
-		slow = append(slow, openSlow())
+		conn := openSlow()
+		if conn == nil {
+			t.Fatal("a connection was refused before the replica was full")
+		}
+		slow = append(slow, conn)
 	}
 	for {
 		conn := openSlow()
-		if closedWithin(conn, 100*time.Millisecond) {
-			conn.Close()
+		if conn == nil || closedWithin(conn, 100*time.Millisecond) {
+			if conn != nil {
+				conn.Close()
+			}
 			break
 		}
 		slow = append(slow, conn) // it took the place of one not read from yet

@@ -409,12 +409,13 @@ func startCheckedLoad(c *cluster) *checkedLoad {
 		// Retry an unknown write until it is answered (8 s): every write the
 		// history holds then has a known outcome unless a change lost it.
 		GiveUp: -1,
+		TLS:    c.tls.clientConfig(),
 	}
 	addrs := c.clientAddrs()
 	ctx, cancel := context.WithTimeout(context.Background(), loadLimit)
 	l.cancel = cancel
 	go func() { l.done <- chaos.RunWorkload(ctx, cfg, l.seed, addrs, l.h) }()
-	cl, err := client.New(client.Config{Endpoints: addrs, Timeout: 10 * time.Second})
+	cl, err := client.New(client.Config{Endpoints: addrs, Timeout: 10 * time.Second, TLS: c.tls.clientConfig()})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -549,7 +550,7 @@ func (l *checkedLoad) finalReads(members []int) map[string]chaos.Output {
 // readBack reads every acknowledged distinct key linearizably, eight at a time,
 // and returns how many held their value.
 func (l *checkedLoad) readBack(members []int, keys []string) int {
-	cl, err := client.New(client.Config{Endpoints: l.c.clientAddrs(members...), Timeout: 10 * time.Second})
+	cl, err := client.New(client.Config{Endpoints: l.c.clientAddrs(members...), Timeout: 10 * time.Second, TLS: l.c.tls.clientConfig()})
 	if err != nil {
 		l.c.t.Fatal(err)
 	}
@@ -943,8 +944,8 @@ func TestSplitBrainTrap(t *testing.T) {
 // second, so that a poll stays short.
 func trapPut(addr string, clientID, seq int64, key string) error {
 	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: time.Second}
-	sock := thrift.NewTSocketConf(addr, cfg)
-	if err := sock.Open(); err != nil {
+	sock, err := openKVSocket(addr, cfg, envTLS.clientConfig())
+	if err != nil {
 		return err
 	}
 	defer sock.Close()
@@ -953,7 +954,7 @@ func trapPut(addr string, clientID, seq int64, key string) error {
 	kv := kvapi.NewKVClient(thrift.NewTStandardClient(proto, proto))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := kv.Put(ctx, clientID, seq, key, []byte("trap"))
+	_, err = kv.Put(ctx, clientID, seq, key, []byte("trap"))
 	return err
 }
 
@@ -975,8 +976,8 @@ func (s *sentSignal) Flush(ctx context.Context) error {
 func dialKVSignalled(t *testing.T, addr string) (*kvapi.KVClient, <-chan struct{}) {
 	t.Helper()
 	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: 5 * time.Second}
-	sock := thrift.NewTSocketConf(addr, cfg)
-	if err := sock.Open(); err != nil {
+	sock, err := openKVSocket(addr, cfg, envTLS.clientConfig())
+	if err != nil {
 		t.Fatalf("connect to %s: %v", addr, err)
 	}
 	t.Cleanup(func() { sock.Close() })

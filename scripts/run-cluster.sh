@@ -18,6 +18,11 @@
 #   GRACE     seconds between TERM and KILL  (default: 10)
 #   BALLOT    client binary, to ask a replica whether it is still a member
 #             (default: bin/ballot of this repository)
+#   BALLOT_TLS_DIR  directory of certificates as 'make certs' writes them
+#             (ca.pem, replica-ID.pem/.key, client.pem/.key): every replica then
+#             runs mutual TLS between replicas and TLS with client certificates
+#             on its client port (docs/security.md). Default: certs/ if it holds
+#             ca.pem, else plaintext.
 set -euo pipefail
 
 if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
@@ -40,6 +45,42 @@ die() {
 [[ -r $REPLICAS ]] || die "cannot read replicas file $REPLICAS"
 [[ -x $BALLOTD ]] || die "$BALLOTD is not built; run 'make build'"
 [[ $GRACE =~ ^[0-9]+$ ]] || die "GRACE=$GRACE is not a whole number of seconds"
+
+# TLS: from BALLOT_TLS_DIR, or certs/ when 'make certs' has written it.
+tls_dir=
+if [[ -n ${BALLOT_TLS_DIR-} ]]; then
+	[[ -r $BALLOT_TLS_DIR/ca.pem ]] || die "BALLOT_TLS_DIR=$BALLOT_TLS_DIR holds no readable ca.pem (make certs writes one)"
+	tls_dir=$BALLOT_TLS_DIR
+elif [[ -r certs/ca.pem ]]; then
+	tls_dir=certs
+fi
+client_tls=() # the ballot command's flags, to ask a replica whether it is a member
+if [[ -n $tls_dir ]]; then
+	client_tls=(--cacert "$tls_dir/ca.pem" --cert "$tls_dir/client.pem" --key "$tls_dir/client.key")
+	echo "run-cluster: TLS with the certificates in $tls_dir; clients need:" \
+		"bin/ballot ${client_tls[*]} ..." >&2
+else
+	echo "run-cluster: plaintext (no certs/ca.pem; 'make certs' writes one for TLS)" >&2
+fi
+
+declare -A no_cert # replica id -> 1 when it was not started for want of a certificate
+
+# replica_tls sets tls_flags to ballotd's TLS flags for replica $1 (none without
+# TLS), or says what is missing and fails.
+replica_tls() {
+	tls_flags=()
+	[[ -n $tls_dir ]] || return 0
+	local cert=$tls_dir/replica-$1.pem key=$tls_dir/replica-$1.key
+	if [[ ! -r $cert || ! -r $key ]]; then
+		echo "run-cluster: not starting replica $1: no $cert or $key (the certificates in $tls_dir" \
+			"were made before it was listed; make new ones for every replica with" \
+			"'bin/ballot certs --force --out $tls_dir' and restart them all)" >&2
+		no_cert[$1]=1
+		return 1
+	fi
+	tls_flags=(--peer-cert "$cert" --peer-key "$key" --peer-ca "$tls_dir/ca.pem"
+		--client-cert "$cert" --client-key "$key" --client-ca "$tls_dir/ca.pem")
+}
 
 # One "id client-addr peer-addr" per replica, comments and blank lines skipped.
 # ballotd validates the file properly; this only refuses to start on a line that
@@ -125,8 +166,9 @@ trap 'stop' EXIT
 
 start_replica() {
 	local id=$1 client=$2 peer=$3 dir=$DATA/$1 pid
+	replica_tls "$id" || return 0
 	mkdir -p "$dir"
-	"$BALLOTD" --id "$id" --replicas "$REPLICAS" --data "$dir" </dev/null > >(prefix "$id") 2>&1 &
+	"$BALLOTD" --id "$id" --replicas "$REPLICAS" --data "$dir" "${tls_flags[@]}" </dev/null > >(prefix "$id") 2>&1 &
 	pid=$!
 	pids+=("$pid")
 	id_of[$pid]=$id
@@ -145,13 +187,13 @@ follow_file() {
 	local now id client peer
 	now=$(read_members 2>/dev/null) || return 0
 	while read -r id client peer; do
-		[[ -n $id && -z ${pid_of[$id]-} ]] || continue
+		[[ -n $id && -z ${pid_of[$id]-} && -z ${no_cert[$id]-} ]] || continue
 		echo "run-cluster: $REPLICAS lists replica $id: starting it; 'bin/ballot reconfigure' adds it" >&2
 		start_replica "$id" "$client" "$peer"
 	done <<<"$now"
 	for id in "${!pid_of[@]}"; do
 		grep -q "^$id " <<<"$now" && continue
-		if "$BALLOT" --endpoints "${client_of[$id]}" --timeout 1s status --json 2>/dev/null |
+		if "$BALLOT" "${client_tls[@]}" --endpoints "${client_of[$id]}" --timeout 1s status --json 2>/dev/null |
 			grep -q '"member": false'; then
 			echo "run-cluster: replica $id left the configuration and the file: stopping it" >&2
 			kill -TERM "${pid_of[$id]}" 2>/dev/null || true

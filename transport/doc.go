@@ -35,8 +35,13 @@
 //     make room.
 //   - A handler panic is recovered and logged with its stack; it closes only the
 //     connection it happened on.
-//   - Malformed input, refused connections and panics are logged at most once per
-//     ten seconds each, with a count of what was held back.
+//   - With ServerOptions.TLS every connection begins with a TLS handshake on its
+//     own goroutine, held to the same bounds as a request: IdleTimeout until its
+//     first byte, ReadTimeout from then on. A failed one closes the connection
+//     and is logged with the caller and the reason.
+//   - Malformed input, failed handshakes, refused connections and panics are
+//     logged at most once per ten seconds each, with a count of what was held
+//     back.
 //   - Close stops accepting, closes every connection, cancels the requests in
 //     progress and returns once every connection goroutine has finished.
 //
@@ -46,7 +51,10 @@
 // of its own (Thrift clients are not safe to share) or dials one. The context's
 // deadline bounds the dial and every read and write of the call, and cancelling
 // the context aborts it; a call whose context has no deadline gets CallTimeout.
-// A connection that saw any error is closed, never reused. A pooled connection
+// With ClientOptions.TLS each connection is a TLS one, the server's
+// certificate checked for the host of the address dialled; ConnectTimeout
+// bounds the dial and the handshake together. A connection that saw any error
+// is closed, never reused. A pooled connection
 // the server closed meanwhile is noticed before use or, if the close crosses the
 // call, the call is sent once more on a new connection (peer requests may be
 // repeated). Otherwise the client does not retry: a failed call is the caller's to

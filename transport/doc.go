@@ -39,9 +39,9 @@
 //     own goroutine, held to the same bounds as a request: IdleTimeout until its
 //     first byte, ReadTimeout from then on. A failed one closes the connection
 //     and is logged with the caller and the reason.
-//   - Malformed input, failed handshakes, refused connections and panics are
-//     logged at most once per ten seconds each, with a count of what was held
-//     back.
+//   - Malformed input (failed handshakes included), refused connections and
+//     panics are logged at most once per ten seconds each, with a count of what
+//     was held back.
 //   - Close stops accepting, closes every connection, cancels the requests in
 //     progress and returns once every connection goroutine has finished.
 //

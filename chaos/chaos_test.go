@@ -18,11 +18,22 @@ import (
 )
 
 // The ballotd builds, made once by TestMain: the release build, and one with the
-// ballotfaults tag whose deliberate bugs BALLOT_FAULTS turns on.
+// ballotfaults tag whose deliberate bugs and failing disks BALLOT_FAULTS turns
+// on.
 var (
 	ballotd       string
 	ballotdFaults string
 )
+
+// binaryFor returns the build a fault mix needs: the ballotfaults build if it
+// has the disk fault (with only disk faults in BALLOT_FAULTS it behaves as
+// the release build until a disk fails), the release build otherwise.
+func binaryFor(faults []FaultKind) string {
+	if slices.Contains(faults, FaultDisk) {
+		return ballotdFaults
+	}
+	return ballotd
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -143,10 +154,12 @@ func loadSettings(t *testing.T, defaultDuration time.Duration) settings {
 	return s
 }
 
-// TestChaosShort runs one history against the release build with every kind of
-// fault, wipes and membership changes included, and compaction as aggressive as
-// the campaign's, and requires it to be linearizable, to lose no acknowledged
-// write, and to end with every member holding the same data.
+// TestChaosShort runs one history with every kind of fault, wipes, membership
+// changes and disk failures included, and compaction as aggressive as the
+// campaign's, and requires it to be linearizable, to lose no acknowledged
+// write, to end with every member holding the same data, and every replica
+// whose disk failed to have stopped as it must. The replicas are the
+// ballotfaults build when the mix has disk faults, the release build otherwise.
 func TestChaosShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the chaos campaign runs real replicas for about 40s")
@@ -154,7 +167,7 @@ func TestChaosShort(t *testing.T) {
 	s := loadSettings(t, 0)
 	t.Logf("seed %d (replay with CHAOS_SEED=%d), faults %v, compaction %s", s.seed, s.seed, s.faults, s.compaction)
 	res, err := RunHistory(context.Background(), RunConfig{
-		Binary:     ballotd,
+		Binary:     binaryFor(s.faults),
 		Replicas:   s.replicas,
 		Spares:     s.spares,
 		Compaction: s.compaction,
@@ -164,9 +177,9 @@ func TestChaosShort(t *testing.T) {
 		Seed:       s.seed,
 		Duration:   35 * time.Second,
 		Workload:   WorkloadConfig{Clients: s.clients},
-		// Nine kinds of fault take about 30s to come round once: the two
+		// Ten kinds of fault take about 33s to come round once: the three
 		// whose effects are checked below come first.
-		Nemesis: NemesisConfig{Faults: s.faults, Early: []FaultKind{FaultWipe, FaultReconfigure}},
+		Nemesis: NemesisConfig{Faults: s.faults, Early: []FaultKind{FaultWipe, FaultReconfigure, FaultDisk}},
 		// Generous: under -race on two cores the checker is slower, and
 		// Unknown would fail the test.
 		CheckTimeout: 30 * time.Second,
@@ -202,6 +215,10 @@ func TestChaosShort(t *testing.T) {
 			t.Errorf("%d changes, yet no added replica answered an operation", res.Changes)
 		}
 	}
+	// Whether each disk fault was honoured, requireClean has checked.
+	if slices.Contains(s.faults, FaultDisk) && res.DiskFaults == 0 {
+		t.Errorf("no replica's disk failed in %d faults", res.Faults)
+	}
 	if s.compaction == AggressiveCompaction && res.Compaction.Snapshots == 0 {
 		t.Errorf("compaction %s, yet no replica logged a snapshot in %d acknowledged writes", s.compaction, res.Writes)
 	}
@@ -218,6 +235,9 @@ func requireClean(t *testing.T, res Result) {
 	}
 	if res.Diverged != "" {
 		t.Errorf("replicas disagree: %s", res.Diverged)
+	}
+	for _, u := range res.Unhonoured {
+		t.Errorf("fault not honoured: %s", u)
 	}
 	for _, p := range res.Problems {
 		t.Errorf("%s", p)
@@ -262,11 +282,11 @@ func TestChaosLong(t *testing.T) {
 		s.seed, s.duration, s.history, s.replicas, s.clients, s.faults, s.compaction)
 	t.Logf("seed %d; progress in %s", s.seed, progress.Name())
 
-	var histories, ops, faults, changes, violations, lost int
+	var histories, ops, faults, changes, violations, lost, unhonoured int
 	// The summary is written however the campaign ends.
 	defer func() {
-		summary := fmt.Sprintf("chaos: histories=%d ops=%d faults=%d changes=%d violations=%d lost=%d seed=%d replicas=%d compaction=%s",
-			histories, ops, faults, changes, violations, lost, s.seed, s.replicas, s.compaction.Name())
+		summary := fmt.Sprintf("chaos: histories=%d ops=%d faults=%d changes=%d violations=%d lost=%d unhonoured=%d seed=%d replicas=%d compaction=%s",
+			histories, ops, faults, changes, violations, lost, unhonoured, s.seed, s.replicas, s.compaction.Name())
 		logf("%s", summary)
 		t.Log(summary)
 		if err := os.WriteFile(filepath.Join(s.out, "summary.txt"), []byte(summary+"\n"), 0o644); err != nil {
@@ -281,7 +301,7 @@ func TestChaosLong(t *testing.T) {
 		}
 		seed := s.seed + uint64(i)
 		res, err := RunHistory(context.Background(), RunConfig{
-			Binary:       ballotd,
+			Binary:       binaryFor(s.faults),
 			Replicas:     s.replicas,
 			Spares:       s.spares,
 			Compaction:   s.compaction,
@@ -303,6 +323,7 @@ func TestChaosLong(t *testing.T) {
 		faults += res.Faults
 		changes += res.Changes
 		lost += res.Lost
+		unhonoured += len(res.Unhonoured)
 		if res.Violation() {
 			violations++
 		}
@@ -390,6 +411,54 @@ func TestCheckerCatchesForgottenPromises(t *testing.T) {
 			res.Verdict, res.Lost, res.Diverged)
 	}
 	requireEvidence(t, res)
+}
+
+// TestCheckerCatchesIgnoredDiskFaults proves that a disk fault the replicas do
+// not honour is caught: the release build ignores BALLOT_FAULTS, so a replica
+// whose disk was made to fail goes on running, and every such fault must be
+// reported as not honoured, in the result and in the evidence.
+func TestCheckerCatchesIgnoredDiskFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	s := loadSettings(t, 0)
+	res, err := RunHistory(context.Background(), RunConfig{
+		Binary:   ballotd,
+		Replicas: 3,
+		Dir:      t.TempDir(),
+		OutDir:   t.TempDir(),
+		Name:     fmt.Sprintf("ignored-disk-faults-seed%d", s.seed),
+		Seed:     s.seed,
+		Duration: 4 * time.Second,
+		Workload: WorkloadConfig{Clients: 4},
+		Nemesis: NemesisConfig{Faults: []FaultKind{FaultDisk}, MinHold: 500 * time.Millisecond, MaxHold: time.Second,
+			MinQuiet: 100 * time.Millisecond, MaxQuiet: 300 * time.Millisecond, DiskStopBound: time.Second},
+		CheckTimeout: 30 * time.Second,
+		Logf:         t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res)
+	if res.DiskFaults == 0 {
+		t.Fatal("no disk fault injected")
+	}
+	if len(res.Unhonoured) == 0 {
+		t.Fatalf("%d disk faults against the release build, which ignores them, and none was reported as not honoured", res.DiskFaults)
+	}
+	for _, u := range res.Unhonoured {
+		if !strings.Contains(u, "still ran") || !strings.Contains(u, "ballotfaults") {
+			t.Errorf("not honoured: %q, want it to say the replica still ran and to ask whether it is a ballotfaults build", u)
+		}
+	}
+	requireEvidence(t, res)
+	summary, err := os.ReadFile(filepath.Join(res.Artifacts, "summary.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(summary), "FAULT NOT HONOURED") {
+		t.Errorf("the evidence's summary does not report the fault not honoured:\n%s", summary)
+	}
 }
 
 // requireEvidence checks that a failed history left its evidence behind.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -41,6 +42,12 @@ type ClusterConfig struct {
 	Dir string
 	// Env is added to each replica's environment (BALLOT_FAULTS=..., say).
 	Env []string
+	// DiskFaults lets FailDisk make a replica's disk fail: every replica starts
+	// with a write or fsync failure (drawn at each start) that waits for its
+	// own trigger file (see disk.go). Binary must be built with the
+	// ballotfaults tag; the release build ignores BALLOT_FAULTS, and its
+	// disk never fails.
+	DiskFaults bool
 	// Seed seeds the proxies' random choices.
 	Seed uint64
 	// Compaction sets the replicas' snapshot, log compaction and store rewrite
@@ -64,13 +71,15 @@ type Cluster struct {
 	links map[[2]int]*Link // by {from, to}
 	logf  func(string, ...any)
 
-	mu         sync.Mutex // guards unexpected, config and misfits
+	mu         sync.Mutex // guards unexpected, config, misfits and diskRNG
 	unexpected []string
 	// config is the latest committed configuration the harness knows of.
 	config Configuration
 	// misfits lists the configurations seen with other than the initial
 	// number of members or one more, which the harness never asks for.
 	misfits []string
+	// diskRNG draws each start's disk failure, with DiskFaults.
+	diskRNG *rand.Rand
 }
 
 // Configuration is a committed configuration: its epoch and its members' ids,
@@ -91,12 +100,17 @@ type Replica struct {
 	ReplicasFile string
 	LogPath      string
 
-	mu     sync.Mutex // guards cmd, done, killed, paused, starts, neverMember and the wipe fields
+	mu     sync.Mutex // guards cmd, done, killed, armed, diskFault, paused, starts, neverMember and the wipe fields
 	cmd    *exec.Cmd
 	done   chan struct{} // closed when cmd has exited
 	killed *atomic.Bool  // set before this harness kills cmd
-	paused bool
-	starts int
+	// armed is set before FailDisk makes cmd's disk fail, after which cmd
+	// is meant to exit; diskFault says how its disk fails then (the
+	// BALLOT_FAULTS items cmd started with, DiskFaults only).
+	armed     *atomic.Bool
+	diskFault string
+	paused    bool
+	starts    int
 	// neverMember is set for a spare no change has yet been asked to add: it
 	// starts with --join. A replica that may have been a member must not (one
 	// that lost its disk must rebuild its state instead).
@@ -120,7 +134,7 @@ func StartCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Replicas < 1 || cfg.Spares < 0 {
 		return nil, fmt.Errorf("cluster of %d replicas and %d spares", cfg.Replicas, cfg.Spares)
 	}
-	c := &Cluster{cfg: cfg, links: make(map[[2]int]*Link), logf: cfg.Logf}
+	c := &Cluster{cfg: cfg, links: make(map[[2]int]*Link), logf: cfg.Logf, diskRNG: newDiskRNG(cfg.Seed)}
 	if c.logf == nil {
 		c.logf = func(string, ...any) {}
 	}
@@ -323,8 +337,21 @@ func (c *Cluster) Start(id int) error {
 		args = append(args, "--join")
 		fmt.Fprintf(logf, "=== chaos: replica %d is a spare never asked to join: --join\n", id)
 	}
+	env := c.cfg.Env
+	diskFault := ""
+	if c.cfg.DiskFaults {
+		// A disk failure ends with the process it struck: the new one starts
+		// on a working disk, which fails only if FailDisk arms it again.
+		if err := os.Remove(c.diskTrigger(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			logf.Close()
+			return fmt.Errorf("start replica %d: %w", id, err)
+		}
+		diskFault = c.drawDiskFault()
+		env = withFaults(env, diskFault+",disk-faults-armed-by="+c.diskTrigger(id))
+		fmt.Fprintf(logf, "=== chaos: replica %d's disk will fail (%s) once %s exists\n", id, diskFault, c.diskTrigger(id))
+	}
 	cmd := exec.Command(c.cfg.Binary, args...)
-	cmd.Env = append(os.Environ(), c.cfg.Env...)
+	cmd.Env = append(os.Environ(), env...)
 	// If the test process dies without cleaning up (a go test timeout, say),
 	// the kernel kills its replicas too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -334,15 +361,15 @@ func (c *Cluster) Start(id int) error {
 		return fmt.Errorf("start replica %d: %w", id, err)
 	}
 	done := make(chan struct{})
-	killed := new(atomic.Bool)
-	r.cmd, r.done, r.killed, r.paused = cmd, done, killed, false
+	killed, armed := new(atomic.Bool), new(atomic.Bool)
+	r.cmd, r.done, r.killed, r.armed, r.diskFault, r.paused = cmd, done, killed, armed, diskFault, false
 	go func() {
 		err := cmd.Wait()
 		// Its last words, read before the exit line below is appended.
 		last := c.Tail(id, 1)
 		fmt.Fprintf(logf, "=== chaos: replica %d (pid %d) exited: %v\n", id, cmd.Process.Pid, err)
 		logf.Close()
-		if !killed.Load() {
+		if !killed.Load() && !armed.Load() {
 			c.mu.Lock()
 			c.unexpected = append(c.unexpected, fmt.Sprintf("replica %d (pid %d) exited on its own: %v; its log ends: %s", id, cmd.Process.Pid, err, last))
 			c.mu.Unlock()

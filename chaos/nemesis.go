@@ -48,11 +48,16 @@ const (
 	// waits until it votes and has caught up, then removes the member, which
 	// stays running as a spare. See reconfig.go.
 	FaultReconfigure FaultKind = "reconfigure"
+	// FaultDisk makes the store of one member (the leader half the time)
+	// fail a write or an fsync with EIO; the replica must exit with status 1
+	// naming its store file, and is restarted on the same data directory
+	// when the fault ends. Needs a ballotfaults build. See disk.go.
+	FaultDisk FaultKind = "disk"
 )
 
 // AllFaults is what "all" means.
 var AllFaults = []FaultKind{FaultPartition, FaultOneWay, FaultDelay, FaultDrop, FaultKill, FaultKillMajority, FaultPause, FaultWipe,
-	FaultReconfigure}
+	FaultReconfigure, FaultDisk}
 
 // ParseFaults reads a fault mix: kinds separated by commas, or "all".
 func ParseFaults(s string) ([]FaultKind, error) {
@@ -89,6 +94,26 @@ func (k FaultKind) network() bool {
 
 func (k FaultKind) kills() bool { return k == FaultKill || k == FaultKillMajority }
 
+// stopsProcesses reports whether k kills, stops or fails replicas' processes.
+func (k FaultKind) stopsProcesses() bool {
+	return k.kills() || k == FaultPause || k == FaultWipe || k == FaultDisk
+}
+
+// overlap reports whether faults of kinds a and b may run at once: two of the
+// same kind or two link faults never do (healing one would end the other), nor
+// kill and kill-majority, nor a disk failure and another fault that stops
+// processes: its victim must be running to meet the failure, and stop by
+// itself.
+func overlap(a, b FaultKind) bool {
+	switch {
+	case a == b, a.network() && b.network(), a.kills() && b.kills():
+		return false
+	case a == FaultDisk || b == FaultDisk:
+		return !(a.stopsProcesses() && b.stopsProcesses())
+	}
+	return true
+}
+
 // NemesisConfig paces the fault schedule.
 type NemesisConfig struct {
 	Faults []FaultKind
@@ -108,6 +133,10 @@ type NemesisConfig struct {
 	// rest of the first round: a short history whose checks need some kind
 	// to have happened names it here.
 	Early []FaultKind
+	// DiskStopBound is how long a replica whose disk fails may go on
+	// running before the fault counts as not honoured. Default
+	// DefaultDiskStopBound.
+	DiskStopBound time.Duration
 }
 
 func (c NemesisConfig) withDefaults() NemesisConfig {
@@ -128,6 +157,9 @@ func (c NemesisConfig) withDefaults() NemesisConfig {
 	}
 	if c.Combine == 0 {
 		c.Combine = 0.3
+	}
+	if c.DiskStopBound == 0 {
+		c.DiskStopBound = DefaultDiskStopBound
 	}
 	return c
 }
@@ -164,15 +196,19 @@ type Nemesis struct {
 	deck  []FaultKind
 	dealt bool
 
-	mu     sync.Mutex // guards events, errs, changes, added and outcome
+	mu     sync.Mutex // guards events, errs, unhonoured, changes, added and outcomes
 	events []FaultEvent
 	errs   []error
+	// unhonoured lists the faults the replicas did not respond to as they
+	// must (a disk failure that did not stop its replica).
+	unhonoured []string
 	// changes are the configuration changes the reconfigure fault made;
-	// added is the replica it added last; outcome says how the last
-	// reconfigure fault ended.
+	// added is the replica it added last.
 	changes []ConfigChange
 	added   int
-	outcome string
+	// outcomes says how the last fault of a kind ended, for the kinds that
+	// say (reconfigure, disk); it joins the fault's description.
+	outcomes map[FaultKind]string
 }
 
 // NewNemesis returns a nemesis for c whose choices come from seed.
@@ -195,6 +231,23 @@ func (n *Nemesis) Changes() []ConfigChange {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]ConfigChange(nil), n.changes...)
+}
+
+// Unhonoured returns the faults the replicas did not respond to as they must.
+func (n *Nemesis) Unhonoured() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.unhonoured...)
+}
+
+// setOutcome records how the current fault of kind k ended.
+func (n *Nemesis) setOutcome(k FaultKind, outcome string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.outcomes == nil {
+		n.outcomes = make(map[FaultKind]string)
+	}
+	n.outcomes[k] = outcome
 }
 
 // Err returns the errors met while injecting or healing faults.
@@ -229,8 +282,7 @@ func (n *Nemesis) Run(ctx context.Context) {
 		kinds := []FaultKind{n.draw()}
 		if n.rng.Float64() < n.cfg.Combine {
 			second := n.cfg.Faults[n.rng.IntN(len(n.cfg.Faults))]
-			first := kinds[0]
-			if second != first && !(second.network() && first.network()) && !(second.kills() && first.kills()) {
+			if overlap(kinds[0], second) {
 				kinds = append(kinds, second)
 			}
 		}
@@ -265,9 +317,11 @@ func (n *Nemesis) Run(ctx context.Context) {
 		n.mu.Lock()
 		for _, i := range started {
 			n.events[i].End = end
-			if n.events[i].Kind == FaultReconfigure {
-				n.events[i].Detail += "; " + n.outcome
-				n.logf("fault %s ended: %s", FaultReconfigure, n.outcome)
+			k := n.events[i].Kind
+			if outcome, ok := n.outcomes[k]; ok {
+				n.events[i].Detail += "; " + outcome
+				n.logf("fault %s ended: %s", k, outcome)
+				delete(n.outcomes, k)
 			}
 		}
 		n.mu.Unlock()
@@ -309,6 +363,9 @@ func (n *Nemesis) inject(ctx context.Context, k FaultKind) (string, func() error
 		return n.wipe(ids, leader)
 	case FaultReconfigure:
 		detail, heal, err := n.reconfigure(ctx, leader)
+		return detail, heal, 0, err
+	case FaultDisk:
+		detail, heal, err := n.diskFault(ctx, ids, leader)
 		return detail, heal, 0, err
 	}
 	detail, heal, err := n.injectOther(ctx, k, ids, leader)

@@ -42,10 +42,7 @@ func (n *Nemesis) reconfigure(ctx context.Context, leader int) (string, func() e
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		outcome := n.replace(ctx, rng, time.Now().Add(reconfigureBudget))
-		n.mu.Lock()
-		n.outcome = outcome
-		n.mu.Unlock()
+		n.setOutcome(FaultReconfigure, n.replace(ctx, rng, time.Now().Add(reconfigureBudget)))
 	}()
 	heal := func() error {
 		<-done

@@ -23,7 +23,8 @@ import (
 // RunConfig describes one history: a fresh cluster, clients and a nemesis for
 // Duration, then healing, final reads and the checks.
 type RunConfig struct {
-	// Binary is the ballotd to run; Env is added to its environment.
+	// Binary is the ballotd to run; Env is added to its environment. With
+	// the disk fault in the mix it must be built with the ballotfaults tag.
 	Binary string
 	Env    []string
 	// Replicas is the cluster size: its initial members. Default 5.
@@ -74,6 +75,11 @@ type Result struct {
 	// the final checks cover.
 	Changes, Replacements, AfterJoin int
 	Final                            Configuration
+	// DiskFaults counts disk faults; Unhonoured lists the faults the
+	// replicas did not respond to as they must (a replica that went on
+	// running after its disk failed, or stopped otherwise than it must).
+	DiskFaults int
+	Unhonoured []string
 	// Compaction is what the replicas' logs say they did: snapshots taken and
 	// installed, store files rewritten, and failures of either.
 	Compaction compactionLog
@@ -99,7 +105,9 @@ type Result struct {
 func (r Result) Violation() bool { return r.Verdict != porcupine.Ok || r.Diverged != "" }
 
 // Failed reports whether anything at all went wrong.
-func (r Result) Failed() bool { return r.Violation() || r.Lost > 0 || len(r.Problems) > 0 }
+func (r Result) Failed() bool {
+	return r.Violation() || r.Lost > 0 || len(r.Unhonoured) > 0 || len(r.Problems) > 0
+}
 
 // String is a one-line summary.
 func (r Result) String() string {
@@ -111,11 +119,17 @@ func (r Result) String() string {
 		s += fmt.Sprintf(" changes=%d (replacements=%d, ops answered by added replicas=%d, final configuration %s)",
 			r.Changes, r.Replacements, r.AfterJoin, r.Final)
 	}
+	if r.DiskFaults > 0 {
+		s += fmt.Sprintf(" disk-faults=%d", r.DiskFaults)
+	}
 	if r.Compaction.Failures > 0 {
 		s += fmt.Sprintf(" compaction-failures=%d", r.Compaction.Failures)
 	}
 	if r.Diverged != "" {
 		s += " DIVERGED: " + r.Diverged
+	}
+	for _, u := range r.Unhonoured {
+		s += "; FAULT NOT HONOURED: " + u
 	}
 	for _, p := range r.Problems {
 		s += "; PROBLEM: " + p
@@ -154,7 +168,7 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	res := Result{Name: cfg.Name, Seed: cfg.Seed}
 
 	c, err := StartCluster(ClusterConfig{Binary: cfg.Binary, Replicas: cfg.Replicas, Spares: cfg.Spares, Dir: cfg.Dir, Env: cfg.Env,
-		Seed: cfg.Seed, Compaction: cfg.Compaction, Logf: logf})
+		DiskFaults: slices.Contains(cfg.Nemesis.Faults, FaultDisk), Seed: cfg.Seed, Compaction: cfg.Compaction, Logf: logf})
 	if err != nil {
 		return res, err
 	}
@@ -185,6 +199,7 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 	if err := nem.Err(); err != nil {
 		res.Problems = append(res.Problems, "nemesis: "+err.Error())
 	}
+	res.Unhonoured = nem.Unhonoured()
 	events := nem.Events()
 	res.Faults = len(events)
 	changes := nem.Changes()
@@ -239,8 +254,11 @@ func RunHistory(ctx context.Context, cfg RunConfig) (Result, error) {
 		}
 	}
 	for _, e := range events {
-		if e.Kind == FaultWipe {
+		switch e.Kind {
+		case FaultWipe:
 			res.Wipes++
+		case FaultDisk:
+			res.DiskFaults++
 		}
 	}
 	res.AfterWipe = answeredAfterWipe(ops, events)

@@ -121,10 +121,10 @@ clean:
 # The long chaos campaign (docs/testing.md): real replicas under faults, checked
 # for linearizability with porcupine, for DURATION in histories of 60s. REPLICAS
 # here is a count when given on the command line (make chaos REPLICAS=5); FAULTS
-# is a comma-separated mix or "all" (wipes and membership changes included);
-# SEED replays a schedule; COMPACTION is aggressive (a snapshot every 200
-# slots), off, or ballotd flags as in every-slots=10000,retain-slots=1000. The
-# last line printed is the campaign's summary.
+# is a comma-separated mix or "all" (wipes, membership changes and disk failures
+# included); SEED replays a schedule; COMPACTION is aggressive (a snapshot every
+# 200 slots), off, or ballotd flags as in every-slots=10000,retain-slots=1000.
+# The last line printed is the campaign's summary.
 DURATION      ?= 10m
 SEED          ?=
 FAULTS        ?= all

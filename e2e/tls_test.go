@@ -318,3 +318,49 @@ func TestTLSReconfigureAddsReplica(t *testing.T) {
 		t.Errorf("prepare with the added replica's certificate failed at the handshake: %v", err)
 	}
 }
+
+// TestTLSJoinFromAnotherFile adds replica 4, started with --join and a
+// replicas file that lists only itself: the member that contacts it is none
+// it knows of, and it has no configuration to check that member against. It
+// must accept the member's certificate all the same (any replica certificate
+// of the CA, while it waits to join), join, and then serve.
+func TestTLSJoinFromAnotherFile(t *testing.T) {
+	c := layoutTLSCluster(t, 3, 1)
+	for id := 1; id <= 3; id++ {
+		c.startNoWait(id)
+	}
+	c.waitLeader()
+	added := c.addTLSReplica()
+	c.writeReplicasFile()
+	r := c.rep(added)
+	own := filepath.Join(c.dir, "replicas-4.txt")
+	if err := os.WriteFile(own, []byte(fmt.Sprintf("%d %s %s\n", added, r.clientAddr, r.peerAddr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.startNoWaitWith(added, "--replicas", own, "--join")
+	c.waitServing(added)
+	if res := c.ballot("reconfigure"); res.code != 0 {
+		t.Fatalf("ballot reconfigure: exit %d\nstdout: %s\nstderr: %s", res.code, res.stdout, res.stderr)
+	}
+	waitFor(t, 20*time.Second, "replica 4 to vote", func() error {
+		st, err := rawStatusWith(r.clientAddr, c.tls.clientConfig())
+		if err != nil {
+			return err
+		}
+		if !st.Member || len(st.Members) != 4 {
+			return fmt.Errorf("member %v, members %v", st.Member, st.Members)
+		}
+		return nil
+	})
+	cl4, err := client.New(client.Config{Endpoints: []string{r.clientAddr}, Timeout: 5 * time.Second, TLS: c.tls.clientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl4.Close()
+	if _, err := cl4.Put(context.Background(), "joined", []byte("yes")); err != nil {
+		t.Fatalf("put through replica 4: %v", err)
+	}
+	if log := c.logOf(added); strings.Contains(log, "TLS handshake failed") {
+		t.Errorf("replica 4 refused a member:\n%s", tail(r.logPath, 20))
+	}
+}

@@ -56,10 +56,17 @@ func (s *peerSender) add(id uint64, addr string) {
 	if _, ok := s.links[id]; ok {
 		return
 	}
+	opts := transport.ClientOptions{MaxFrameSize: s.maxFrame, CallTimeout: s.timeout, Logger: s.logger, TLS: s.tls}
+	if s.tls != nil {
+		// A TLS dial costs a handshake (a key exchange and a signature each
+		// way): keep a connection for every worker, so that a burst of calls
+		// above the default pool does not pay one per call and close it after.
+		opts.MaxIdle = peerWorkers
+	}
 	l := &peerLink{
 		id:     id,
 		addr:   addr,
-		client: transport.NewPeerClient(addr, transport.ClientOptions{MaxFrameSize: s.maxFrame, CallTimeout: s.timeout, Logger: s.logger, TLS: s.tls}),
+		client: transport.NewPeerClient(addr, opts),
 		queue:  make(chan peer.Message, 1024),
 	}
 	l.up.Store(true)

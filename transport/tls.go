@@ -14,8 +14,9 @@ import (
 // raw must then be closed.
 //
 // The handshake is held to the same bounds as a request: it may wait
-// IdleTimeout for its first byte (Go's and Java's TLS clients send their hello
-// only with the first request) and ReadTimeout from that byte to its end, so
+// IdleTimeout for its first byte (a TLS library that handshakes lazily sends
+// its hello only with the first request) and ReadTimeout from that byte to its
+// end, so
 // that neither a client that connects and says nothing nor one that stalls
 // halfway holds the connection's goroutine longer than a plaintext one could.
 // It runs on the connection's goroutine, never the accept loop's, and Close

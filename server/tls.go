@@ -30,10 +30,7 @@ func loadTLS(cfg Config, self replicas.Replica, members tlsconfig.MemberAddrs, l
 		return out, err
 	}
 	if peerOn {
-		if out.peerServer, err = tlsconfig.PeerServer(cfg.PeerTLS, members, opts); err != nil {
-			return out, fmt.Errorf("peer TLS: %w", err)
-		}
-		if out.peerClient, err = tlsconfig.PeerClient(cfg.PeerTLS, opts); err != nil {
+		if out.peerServer, out.peerClient, err = tlsconfig.Peer(cfg.PeerTLS, members, opts); err != nil {
 			return out, fmt.Errorf("peer TLS: %w", err)
 		}
 		// The others would refuse it, as a server and as a caller: say so now

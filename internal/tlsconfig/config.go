@@ -102,6 +102,20 @@ func PeerServer(files PeerFiles, members MemberAddrs, opts Options) (*tls.Config
 	if err != nil {
 		return nil, err
 	}
+	return peerServer(cert, pool, members), nil
+}
+
+// Peer returns PeerServer's and PeerClient's configurations from one reading of
+// the files (so a warning about them is logged once).
+func Peer(files PeerFiles, members MemberAddrs, opts Options) (server, client *tls.Config, err error) {
+	cert, pool, err := loadPeer(files, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return peerServer(cert, pool, members), peerClient(cert, pool), nil
+}
+
+func peerServer(cert tls.Certificate, pool *x509.CertPool, members MemberAddrs) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
@@ -113,7 +127,7 @@ func PeerServer(files PeerFiles, members MemberAddrs, opts Options) (*tls.Config
 			}
 			return VerifyMember(cs.PeerCertificates[0], members())
 		},
-	}, nil
+	}
 }
 
 // PeerClient returns the configuration of a replica's calls to the others: TLS
@@ -124,11 +138,15 @@ func PeerClient(files PeerFiles, opts Options) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return peerClient(cert, pool), nil
+}
+
+func peerClient(cert tls.Certificate, pool *x509.CertPool) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
-	}, nil
+	}
 }
 
 // loadPeer loads a replica's certificate and the peer CA, and checks that the

@@ -150,6 +150,14 @@ func TestExpiringSoonIsLoadedWithAWarning(t *testing.T) {
 	if !strings.Contains(logs.String(), "certificate expires soon") || !strings.Contains(logs.String(), files.Cert) {
 		t.Fatalf("no warning naming %s:\n%s", files.Cert, logs.String())
 	}
+	// Peer reads the files once for both sides, and warns once.
+	logs.Reset()
+	if _, _, err := Peer(files, func() []string { return nil }, opts); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "certificate expires soon"); n != 1 {
+		t.Fatalf("Peer warned %d times, want once:\n%s", n, logs.String())
+	}
 	// A day and a minute later, it has expired.
 	opts.Now = func() time.Time { return time.Now().Add(24*time.Hour + time.Minute) }
 	if _, err := PeerClient(files, opts); !errors.Is(err, ErrExpired) {

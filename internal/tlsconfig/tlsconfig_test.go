@@ -155,8 +155,8 @@ func TestExpiringSoonIsLoadedWithAWarning(t *testing.T) {
 	if _, _, err := Peer(files, func() []string { return nil }, opts); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(logs.String(), "certificate expires soon"); n != 1 {
-		t.Fatalf("Peer warned %d times, want once:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "file="+files.Cert); n != 1 {
+		t.Fatalf("Peer warned %d times about %s, want once:\n%s", n, files.Cert, logs.String())
 	}
 	// A day and a minute later, it has expired.
 	opts.Now = func() time.Time { return time.Now().Add(24*time.Hour + time.Minute) }

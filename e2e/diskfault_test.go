@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +108,18 @@ func (c *cluster) checkLogNames(id int, want ...string) {
 		if !strings.Contains(string(data), w) {
 			c.t.Errorf("replica %d's log does not name %q:\n%s", id, w, tail(c.rep(id).logPath, 15))
 		}
+	}
+}
+
+// checkLogMatches fails the test unless replica id's log has a match of pattern.
+func (c *cluster) checkLogMatches(id int, pattern string) {
+	c.t.Helper()
+	data, err := os.ReadFile(c.rep(id).logPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if !regexp.MustCompile(pattern).Match(data) {
+		c.t.Errorf("replica %d's log has no match of %s:\n%s", id, pattern, tail(c.rep(id).logPath, 15))
 	}
 }
 
@@ -238,8 +251,12 @@ func TestDiskFaultStopsReplica(t *testing.T) {
 			if code != 1 {
 				t.Errorf("replica %d exited with status %d, want 1", target, code)
 			}
-			c.checkLogNames(target, "replica stops: stable storage failed", "ballotd: disk write failed",
+			c.checkLogNames(target, "replica stops: stable storage failed",
 				tc.errText+storeFile, "input/output error")
+			// ballotd's last words, on stderr, say why it stopped: the failed
+			// operation (a save or an apply, whichever met the disk first),
+			// then the store's error naming the file.
+			c.checkLogMatches(target, `(?m)^ballotd: .*disk write failed; store stopped: .*`+regexp.QuoteMeta(tc.errText+storeFile))
 			t.Logf("the last lines of replica %d's log:\n%s", target, tail(c.rep(target).logPath, 4))
 
 			// The others carry on.

@@ -184,3 +184,47 @@ func (b *badPromiser) FetchSnapshot(context.Context, *peerapi.SnapshotRequest) (
 func (b *badPromiser) Inquire(context.Context, *peerapi.InquiryRequest) (*peerapi.Inquiry, error) {
 	return nil, errors.New("no inquiry")
 }
+
+// An execute (or accept) of a configuration entry whose epoch is not above the
+// configuration in force ended the replica's configuration with none to follow:
+// it applied the entry, stopped voting and waited for ever. Such a request must
+// be refused with an error naming the entry, and the replica go on learning.
+func TestStaleConfigurationEntryRefused(t *testing.T) {
+	ballot := &peerapi.Ballot{Round: 2, Replica: 2}
+	for _, tc := range []struct {
+		name  string
+		epoch uint64 // of the configuration in the entry; the replica is in epoch 1
+		kind  string
+	}{
+		{"execute_same_epoch", 1, "execute"},
+		{"accept_same_epoch", 1, "accept"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startFuzzReplica(t, 3)
+			entries := []*peerapi.Entry{{Slot: 1, Ballot: ballot, Kind: peerapi.EntryKind_CONFIG, Data: configuration(t, tc.epoch)}}
+			var input []byte
+			switch tc.kind {
+			case "execute":
+				input = call(t, "execute", 1, &peerapi.PeerExecuteArgs{Req: &peerapi.ExecuteRequest{
+					Sender: 2, Ballot: ballot, Commit: 1, Epoch: 1, Entries: entries}})
+			default:
+				input = call(t, "accept", 1, &peerapi.PeerAcceptArgs{Req: &peerapi.AcceptRequest{
+					Sender: 2, Ballot: ballot, Commit: 1, RoundTrip: 1, Epoch: 1, Entries: entries}})
+			}
+			reply, err := firstReply(r.list[0].PeerAddr, input, fuzzSlack)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(reply, []byte(errStaleConfig.Error())) || !bytes.Contains(reply, []byte("slot 1")) {
+				t.Errorf("reply %q does not refuse the entry at slot 1 as %q", reply, errStaleConfig)
+			}
+			if err := r.alive(); err != nil {
+				t.Fatalf("%v\n%s", err, r.logs.tail())
+			}
+			// Still a member of epoch 1 that learns what a leader of it decides.
+			if err := r.fullCheck(); err != nil {
+				t.Fatalf("%v\n%s", err, r.logs.tail())
+			}
+		})
+	}
+}

@@ -213,6 +213,11 @@ func (n *node) step(ctx context.Context, m peer.Message) (peer.Message, error) {
 	if err := checkEntries(m.Entries); err != nil {
 		return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, err)
 	}
+	if st := n.state.Load(); st != nil {
+		if err := checkConfigEpochs(m.Entries, m.Epoch, st.mem.epoch, st.status.Applied); err != nil {
+			return peer.Message{}, fmt.Errorf("%v from replica %d: %w", m.Type, m.From, err)
+		}
+	}
 	in := inbound{msg: m, reply: make(chan peer.Message, 1)}
 	select {
 	case n.inbox <- in:

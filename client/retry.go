@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -69,9 +71,11 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 	redirects := 0 // NotLeader redirects followed since the last backoff
 	var lastAddr string
 	var lastErr error
-	// lastSaid is the last Unavailable a replica answered, with its address: a
-	// replica explaining why it cannot serve (its disk is full, it lost its
-	// quorum) says more than the connection failures that may follow it.
+	// lastSaid is the last reason a replica gave, with its address: an
+	// Unavailable explaining why it cannot serve (its disk is full, it lost
+	// its quorum), or a TLS handshake that failed on a certificate. Either says
+	// more than the timeouts and connection failures that may follow it, such
+	// as a last attempt the deadline cut off.
 	var lastSaid string
 	for {
 		sent, err := c.attempt(ctx, addr, call)
@@ -137,6 +141,9 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 			maybeApplied = maybeApplied || sent
 			c.forgetLeader(addr)
 			lastErr = err
+			if isCertificateRefusal(err) {
+				lastSaid = addr + ": " + err.Error()
+			}
 			if rt == toLeaderOnce && sent {
 				return maybeApplied, fmt.Errorf("%s at %s: %w: %v", op, addr, ErrUnavailable, err)
 			}
@@ -182,12 +189,25 @@ func expired(parent context.Context, op string, budget time.Duration, lastAddr s
 		last = "last: " + lastAddr + ": " + lastErr.Error()
 	}
 	if lastSaid != "" && lastSaid != lastAddr+": "+lastErr.Error() {
-		last += "; last answered: " + lastSaid
+		last += "; last reason given: " + lastSaid
 	}
 	if err := parent.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w (%s)", op, err, last)
 	}
 	return fmt.Errorf("%s: %w within %s (%s)", op, ErrUnavailable, budget.Round(time.Millisecond), last)
+}
+
+// isCertificateRefusal reports whether err is a TLS handshake that failed on a
+// certificate: the replica's, which this client does not trust, or this
+// client's, which the replica refused (a TLS alert).
+func isCertificateRefusal(err error) bool {
+	var unknownCA x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	return errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
+		errors.As(err, &verify) || errors.As(err, &alert)
 }
 
 // jitter returns a random duration in [d/2, d].

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/internal/smalldisk"
 )
 
 // faultsBuild is ballotd built with the ballotfaults tag, whose BALLOT_FAULTS can
@@ -49,38 +50,6 @@ func ballotdFaultsBin(t *testing.T) string {
 		t.Fatal(faultsBuild.err)
 	}
 	return faultsBuild.path
-}
-
-// mountSmallDisk mounts a tmpfs of size (mount's size= option, "8m") on a new
-// directory and unmounts it when the test ends, after the cluster's processes
-// are gone. It skips the test, saying why, where it cannot mount.
-func mountSmallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs as a full disk")
-	}
-	dir := filepath.Join(t.TempDir(), "small-disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs of %s (needs root and the mount capability): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// resizeDisk changes the size of a tmpfs that mountSmallDisk mounted: more space,
-// as an operator freeing some would make.
-func resizeDisk(t *testing.T, dir, size string) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
-		t.Fatalf("remount %s with size %s: %v: %s", dir, size, err, out)
-	}
 }
 
 // waitExit waits up to limit for replica id's process to exit by itself and
@@ -326,7 +295,7 @@ func putMore(t *testing.T, c *cluster, acked *ackedWrites, prefix string, n int)
 // saying the same, and after the disk grows it starts again with every
 // acknowledged write and takes new ones.
 func TestFullDiskOneReplica(t *testing.T) {
-	disk := mountSmallDisk(t, "8m")
+	disk := smalldisk.Mount(t, "8m")
 	c := layoutCluster(t, 1, "--snapshot-every-slots", "200", "--snapshot-retain-slots", "20",
 		"--rewrite-min-bytes", "1048576")
 	r := c.rep(1)
@@ -369,7 +338,7 @@ func TestFullDiskOneReplica(t *testing.T) {
 	c.checkLogNames(1, "replica stops: stable storage failed", "no space left on device",
 		"the disk of data directory "+r.dataDir+" is full")
 
-	resizeDisk(t, disk, "64m")
+	smalldisk.Resize(t, disk, "64m")
 	c.start(1)
 	c.waitLeader()
 	acked.readBack(c)
@@ -382,7 +351,7 @@ func TestFullDiskOneReplica(t *testing.T) {
 // the other two; after its disk grows it restarts, catches up to the same data,
 // and every acknowledged write is readable.
 func TestFullDiskOneOfThree(t *testing.T) {
-	disk := mountSmallDisk(t, "8m")
+	disk := smalldisk.Mount(t, "8m")
 	c := layoutCluster(t, 3)
 	small := c.rep(3)
 	small.dataDir = filepath.Join(disk, "data")
@@ -410,7 +379,7 @@ func TestFullDiskOneOfThree(t *testing.T) {
 	// The other two carry on.
 	putMore(t, c, acked, "after", 20)
 
-	resizeDisk(t, disk, "64m")
+	smalldisk.Resize(t, disk, "64m")
 	c.start(3)
 	c.waitCaughtUp(60*time.Second, 0)
 	c.waitSameDigest(c.ids())

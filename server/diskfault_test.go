@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/ballot-kv/ballot/command"
 	"github.com/ballot-kv/ballot/gen/kvapi"
+	"github.com/ballot-kv/ballot/internal/smalldisk"
 	"github.com/ballot-kv/ballot/peer"
 	"github.com/ballot-kv/ballot/replicas"
 	"github.com/ballot-kv/ballot/store"
@@ -163,34 +162,12 @@ func TestSnapshotFailureIsRetriedLater(t *testing.T) {
 	}
 }
 
-// mountSmallDisk mounts a tmpfs of size on a new directory, unmounted when the
-// test ends, or skips the test saying why it cannot.
-func mountSmallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs as a full disk")
-	}
-	dir := filepath.Join(t.TempDir(), "small-disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs of %s (needs root and the mount capability): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 // TestFetchOnFullDiskRemovesPartFile receives a snapshot larger than the disk:
 // the transfer fails naming the part file and ENOSPC, and removes the part file
 // so that the store's own writes find room again.
 func TestFetchOnFullDiskRemovesPartFile(t *testing.T) {
 	src, _ := sourceSnapshot(t, 4, 600<<10)
-	disk := mountSmallDisk(t, "1m")
+	disk := smalldisk.Mount(t, "1m")
 	files, err := openSnapshotFiles(disk, openStoreT(t, t.TempDir()), testLogger(t))
 	if err != nil {
 		t.Fatal(err)

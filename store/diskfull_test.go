@@ -4,51 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/ballot-kv/ballot/internal/smalldisk"
 	"github.com/ballot-kv/ballot/peer"
 )
-
-// mountSmallDisk mounts a tmpfs of size (as mount's size= option, "1m") on a new
-// directory and unmounts it when the test ends. It skips the test, saying why,
-// where that is not possible (not root, no mount command, no permission).
-func mountSmallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs as a full disk")
-	}
-	dir := filepath.Join(t.TempDir(), "small-disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs of %s (needs root and the mount capability): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// resizeDisk changes the size of a tmpfs mountSmallDisk mounted.
-func resizeDisk(t *testing.T, dir, size string) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
-		t.Fatalf("remount %s with size %s: %v: %s", dir, size, err, out)
-	}
-}
 
 // TestFullDisk fills a real 1 MiB file system with Saves and Applies until one
 // fails, then checks the error, that the buntdb file is intact and holds every
 // acknowledged write, and that the store works again once the disk is larger.
 func TestFullDisk(t *testing.T) {
-	disk := mountSmallDisk(t, "1m")
+	disk := smalldisk.Mount(t, "1m")
 	dir := filepath.Join(disk, "data")
 	s, err := Open(dir, Options{})
 	if err != nil {
@@ -106,7 +75,7 @@ func TestFullDisk(t *testing.T) {
 			}
 		}
 	}
-	resizeDisk(t, disk, "4m")
+	smalldisk.Resize(t, disk, "4m")
 	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatalf("open after freeing space: %v", err)
@@ -138,7 +107,7 @@ func TestFullDisk(t *testing.T) {
 // second copy of the data no longer fits: Rewrite and WriteSnapshot refuse with
 // ErrNoSpace naming the directory, leave nothing behind, and the store goes on.
 func TestRewriteAndSnapshotNeedRoom(t *testing.T) {
-	disk := mountSmallDisk(t, "8m")
+	disk := smalldisk.Mount(t, "8m")
 	dir := filepath.Join(disk, "data")
 	s := openT(t, dir)
 	value := strings.Repeat("w", 8000)

@@ -119,13 +119,24 @@ func TestPeerEntryThatDoesNotDecodeRefused(t *testing.T) {
 }
 
 // The same holds for replies: promises from the other members that report an
-// entry whose data does not decode are dropped, or the candidate would win, propose
-// that entry again, and stop when it applies it.
+// entry whose data does not decode, or a configuration entry that is not later
+// than the one in force, are dropped, or the candidate would win, propose that
+// entry again, and stop (or end its configuration) when it applies it.
 func TestPromiseWithEntryThatDoesNotDecodeDropped(t *testing.T) {
+	ballot := &peerapi.Ballot{Round: 1, Replica: 2}
+	for name, entry := range map[string]*peerapi.Entry{
+		"bad_commands": {Slot: 1, Ballot: ballot, Kind: peerapi.EntryKind_COMMANDS, Data: []byte("garbage")},
+		"stale_config": {Slot: 1, Ballot: ballot, Kind: peerapi.EntryKind_CONFIG, Data: configuration(t, 1)},
+	} {
+		t.Run(name, func(t *testing.T) { testPromiseDropped(t, entry) })
+	}
+}
+
+func testPromiseDropped(t *testing.T, entry *peerapi.Entry) {
 	r := startFuzzReplica(t, 3)
 	var prepares atomic.Int64
 	for _, rep := range r.list[1:] {
-		stub := &badPromiser{id: int64(rep.ID), prepares: &prepares}
+		stub := &badPromiser{id: int64(rep.ID), prepares: &prepares, entry: entry}
 		srv, err := transport.Listen(rep.PeerAddr, peerapi.NewPeerProcessor(stub), transport.ServerOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -153,19 +164,18 @@ func TestPromiseWithEntryThatDoesNotDecodeDropped(t *testing.T) {
 	}
 }
 
-// badPromiser is a member that promises every ballot and reports, each time, a
-// command entry at slot 1 whose data does not decode; it accepts whatever it is
-// asked to.
+// badPromiser is a member that promises every ballot and reports, each time,
+// entry as accepted; it accepts whatever it is asked to.
 type badPromiser struct {
 	id       int64
 	prepares *atomic.Int64
+	entry    *peerapi.Entry
 }
 
 func (b *badPromiser) Prepare(_ context.Context, req *peerapi.PrepareRequest) (*peerapi.Promise, error) {
 	b.prepares.Add(1)
 	return &peerapi.Promise{Sender: b.id, Ok: true, Promised: req.Ballot, Probe: req.Probe, Epoch: 1,
-		Accepted: []*peerapi.Entry{{Slot: 1, Ballot: &peerapi.Ballot{Round: 1, Replica: 2},
-			Kind: peerapi.EntryKind_COMMANDS, Data: []byte("garbage")}}}, nil
+		Accepted: []*peerapi.Entry{b.entry}}, nil
 }
 
 func (b *badPromiser) Accept(_ context.Context, req *peerapi.AcceptRequest) (*peerapi.Accepted, error) {

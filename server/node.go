@@ -248,7 +248,11 @@ func isRequest(t peer.MessageType) bool {
 
 // deliver hands the core a reply to one of its requests, or news that one failed.
 func (n *node) deliver(m peer.Message) {
-	if err := checkEntries(m.Entries); err != nil {
+	err := checkEntries(m.Entries)
+	if st := n.state.Load(); err == nil && st != nil {
+		err = checkConfigEpochs(m.Entries, m.Epoch, st.mem.epoch, st.status.Applied)
+	}
+	if err != nil {
 		// Dropped like a lost reply: a promise reporting such an entry would
 		// have a new leader propose it again.
 		n.logger.Warn("reply dropped", "from", m.From, "type", m.Type.String(), "err", err)

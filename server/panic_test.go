@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ import (
 	"github.com/ballot-kv/ballot/peer"
 	"github.com/ballot-kv/ballot/transport"
 )
-
-// lockedBuffer collects one replica's log from its goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // kvConn is a raw Thrift client of the client service with its connection, so a
 // test can see the server close it.
@@ -93,9 +73,9 @@ func putGet(t *testing.T, kv *kvConn, clientID, seq int64, key string) int64 {
 func TestHandlerPanicLeavesReplicaServing(t *testing.T) {
 	const panicKey = "panic-in-the-handler"
 	const panicSender = 77 // no replica has this id
-	logs := map[uint64]*lockedBuffer{}
+	logs := map[uint64]*logBuffer{}
 	c := newTestClusterWith(t, 3, func(id uint64, cfg *Config) {
-		logs[id] = &lockedBuffer{}
+		logs[id] = &logBuffer{}
 		cfg.Logger = slog.New(slog.NewTextHandler(logs[id], &slog.HandlerOptions{Level: slog.LevelWarn}))
 		cfg.hooks = &testHooks{
 			clientRequest: func(method, key string) {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,31 +87,13 @@ func TestTLSClusterServes(t *testing.T) {
 	}
 }
 
-// logCapture collects a replica's log.
-type logCapture struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // TestPlaintextPeerPortWarns checks the one warning a replica without peer
 // TLS logs, and that a replica with it does not.
 func TestPlaintextPeerPortWarns(t *testing.T) {
 	certs := newTestCerts(t)
 	for _, withTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
-			logs := &logCapture{}
+			logs := &logBuffer{}
 			c := newTestClusterWith(t, 1, func(id uint64, cfg *Config) {
 				if withTLS {
 					certs.configure(id, cfg)
@@ -133,7 +113,7 @@ func TestPlaintextPeerPortWarns(t *testing.T) {
 	}
 }
 
-func waitForLog(t *testing.T, l *logCapture, s string) {
+func waitForLog(t *testing.T, l *logBuffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(l.String(), s) {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ballot-kv/ballot/bench"
+	"github.com/ballot-kv/ballot/bench/cmd/benchmatrix/matrix"
 	"github.com/ballot-kv/ballot/client"
 )
 
@@ -86,7 +88,7 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 		r := &replicaProc{id: id, logPath: filepath.Join(dir, fmt.Sprintf("replica-%d.log", id)), done: make(chan struct{})}
 		logf, err := os.Create(r.logPath)
 		if err != nil {
-			c.stop()
+			c.Stop()
 			return nil, err
 		}
 		r.cmd = exec.Command(ballotd, "--id", fmt.Sprint(id), "--replicas", replicasFile,
@@ -96,7 +98,7 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 		r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := r.cmd.Start(); err != nil {
 			logf.Close()
-			c.stop()
+			c.Stop()
 			return nil, fmt.Errorf("start replica %d: %w", id, err)
 		}
 		go func() {
@@ -107,14 +109,16 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 		c.reps = append(c.reps, r)
 	}
 	if err := c.waitLeader(ctx); err != nil {
-		c.stop()
+		c.Stop()
 		return nil, err
 	}
 	return c, nil
 }
 
-// pids returns the replicas' process ids.
-func (c *cluster) pids() []int {
+var _ matrix.Cluster = (*cluster)(nil)
+
+// PIDs returns the replicas' process ids.
+func (c *cluster) PIDs() []int {
 	var pids []int
 	for _, r := range c.reps {
 		pids = append(pids, r.cmd.Process.Pid)
@@ -122,8 +126,8 @@ func (c *cluster) pids() []int {
 	return pids
 }
 
-// exited returns an error naming the first replica that is no longer running.
-func (c *cluster) exited() error {
+// Exited returns an error naming the first replica that is no longer running.
+func (c *cluster) Exited() error {
 	for _, r := range c.reps {
 		select {
 		case <-r.done:
@@ -148,7 +152,7 @@ func (c *cluster) waitLeader(ctx context.Context) error {
 	defer tick.Stop()
 	var last error
 	for {
-		if err := c.exited(); err != nil {
+		if err := c.Exited(); err != nil {
 			return err
 		}
 		if last = c.agreeOnLeader(ctx, cl); last == nil {
@@ -180,9 +184,9 @@ func (c *cluster) agreeOnLeader(ctx context.Context, cl *client.Client) error {
 	return nil
 }
 
-// stop sends SIGTERM to every replica still running, waits up to stopGrace, then
+// Stop sends SIGTERM to every replica still running, waits up to stopGrace, then
 // sends SIGKILL to any left. It returns an error if a replica had to be killed.
-func (c *cluster) stop() error {
+func (c *cluster) Stop() error {
 	for _, r := range c.reps {
 		r.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -206,3 +210,20 @@ func (c *cluster) stop() error {
 	}
 	return errors.Join(errs...)
 }
+
+// NewKV gives worker i its own client, hence its own connection and session,
+// listing the replicas from the i-th so that stale reads spread over them.
+func (c *cluster) NewKV(i int, timeout time.Duration) (bench.KV, error) {
+	n := len(c.endpoints)
+	eps := append(append([]string{}, c.endpoints[i%n:]...), c.endpoints[:i%n]...)
+	kc, err := client.New(client.Config{Endpoints: eps, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	return closingKV{bench.ClientKV{C: kc}}, nil
+}
+
+// closingKV closes each worker's client when the run ends.
+type closingKV struct{ bench.ClientKV }
+
+func (k closingKV) Close() error { return k.C.Close() }

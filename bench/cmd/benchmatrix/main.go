@@ -17,7 +17,8 @@
 //	BALLOTD         server binary           (default bin/ballotd)
 //
 // Lists take commas or spaces. Processes it starts are stopped by their pid when
-// each cell ends, and die with this program if it is killed.
+// each cell ends, and die with this program if it is killed. The matrix itself,
+// shared with bench/etcd's etcdmatrix, is package matrix.
 package main
 
 import (
@@ -27,133 +28,66 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"github.com/ballot-kv/ballot/bench/cmd/benchmatrix/matrix"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// settings is what the matrix covers and how long each cell runs.
-type settings struct {
-	replicas []int
-	clients  []int
-	values   []int
-	ops      []string
-	duration time.Duration
-	warmup   time.Duration
-	keys     int
-	timeout  time.Duration
-	out      string
-	ballotd  string
-	keep     bool
-}
-
-// opNames are the operations a cell can measure, in report order.
-var opNames = []string{"put", "get", "stale"}
-
 func run(args []string, stdout, stderr io.Writer) int {
-	s, err := parseSettings(args, os.Getenv, stderr)
+	s, ballotd, err := parseSettings(args, os.Getenv, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "benchmatrix: %v\n", err)
 		return 2
 	}
-	if _, err := os.Stat(s.ballotd); err != nil {
+	if _, err := os.Stat(ballotd); err != nil {
 		fmt.Fprintf(stderr, "benchmatrix: %v (build it with make build)\n", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m := &matrix{s: s, log: stdout}
-	if err := m.run(ctx); err != nil {
+	m := &matrix.Matrix{Sys: ballot(ballotd), S: s, Log: stdout}
+	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "benchmatrix: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func parseSettings(args []string, getenv func(string) string, stderr io.Writer) (settings, error) {
-	env := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
+// parseSettings reads the matrix's settings and the server binary.
+func parseSettings(args []string, getenv func(string) string, stderr io.Writer) (matrix.Settings, string, error) {
+	var ballotd *string
+	def := "bin/ballotd"
+	if v := strings.TrimSpace(getenv("BALLOTD")); v != "" {
+		def = v
 	}
-	fs := flag.NewFlagSet("benchmatrix", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	replicas := fs.String("replicas", env("BENCH_REPLICAS", "1 3 5"), "replica counts (env BENCH_REPLICAS)")
-	clients := fs.String("clients", env("BENCH_CLIENTS", "1 16 64 256"), "client counts (env BENCH_CLIENTS)")
-	values := fs.String("values", env("BENCH_VALUES", "100 4096"), "value sizes in bytes (env BENCH_VALUES)")
-	ops := fs.String("ops", env("BENCH_OPS", "put get stale"), "operations: put, get, stale (env BENCH_OPS)")
-	duration := fs.String("duration", env("BENCH_DURATION", "5s"), "measured time per cell (env BENCH_DURATION)")
-	warmup := fs.String("warmup", env("BENCH_WARMUP", "1s"), "warm-up per cell (env BENCH_WARMUP)")
-	keys := fs.Int("keys", 1000, "key space of every cell")
-	timeout := fs.Duration("timeout", 5*time.Second, "deadline of each operation, retries included")
-	out := fs.String("out", env("BENCH_OUT", "bench/results"), "directory for the results (env BENCH_OUT)")
-	ballotd := fs.String("ballotd", env("BALLOTD", "bin/ballotd"), "server binary (env BALLOTD)")
-	keep := fs.Bool("keep", false, "keep the clusters' data directories and logs")
-	if err := fs.Parse(args); err != nil {
-		return settings{}, err
-	}
-	if fs.NArg() > 0 {
-		return settings{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	s := settings{keys: *keys, timeout: *timeout, out: *out, ballotd: *ballotd, keep: *keep}
-	var err error
-	if s.replicas, err = parseInts("replicas", *replicas, 1, 9); err != nil {
-		return s, err
-	}
-	if s.clients, err = parseInts("clients", *clients, 1, 4096); err != nil {
-		return s, err
-	}
-	if s.values, err = parseInts("values", *values, 1, 1<<20); err != nil {
-		return s, err
-	}
-	for _, op := range splitList(*ops) {
-		op = strings.ToLower(op)
-		switch op {
-		case "put", "get", "stale":
-			s.ops = append(s.ops, op)
-		case "linearizable":
-			s.ops = append(s.ops, "get")
-		default:
-			return s, fmt.Errorf("ops: unknown operation %q (want put, get or stale)", op)
-		}
-	}
-	if len(s.ops) == 0 {
-		return s, fmt.Errorf("ops: none given")
-	}
-	if s.duration, err = time.ParseDuration(*duration); err != nil || s.duration <= 0 {
-		return s, fmt.Errorf("duration %q: want a positive duration such as 5s", *duration)
-	}
-	if s.warmup, err = time.ParseDuration(*warmup); err != nil || s.warmup < 0 {
-		return s, fmt.Errorf("warmup %q: want a duration such as 1s", *warmup)
-	}
-	if s.keys < 1 || s.timeout <= 0 {
-		return s, fmt.Errorf("keys and timeout must be positive")
-	}
-	return s, nil
+	s, err := matrix.ParseSettings("benchmatrix", args, getenv, stderr, func(fs *flag.FlagSet) {
+		ballotd = fs.String("ballotd", def, "server binary (env BALLOTD)")
+	})
+	return s, *ballotd, err
 }
 
-// splitList splits at commas and whitespace, dropping empty items.
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
-}
-
-func parseInts(name, s string, lo, hi int) ([]int, error) {
-	var out []int
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < lo || n > hi {
-			return nil, fmt.Errorf("%s: %q is not a whole number from %d to %d", name, f, lo, hi)
-		}
-		out = append(out, n)
+// ballot is Ballot as the matrix measures it: clusters of ballotd.
+func ballot(ballotd string) matrix.System {
+	return matrix.System{
+		Program:    "benchmatrix",
+		Name:       "Ballot",
+		Node:       "replica",
+		Process:    "ballotd",
+		Server:     "`" + ballotd + "`",
+		Clients:    "every client with its own connection and session",
+		FilePrefix: "bench",
+		Start: func(ctx context.Context, parent string, n int) (matrix.Cluster, error) {
+			cl, err := startCluster(ctx, ballotd, parent, n)
+			if err != nil {
+				// Not a nil *cluster in a non-nil interface.
+				return nil, err
+			}
+			return cl, nil
+		},
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: none given", name)
-	}
-	return out, nil
 }

@@ -1,4 +1,4 @@
-package main
+package matrix
 
 import (
 	"encoding/json"
@@ -56,7 +56,7 @@ var etcdOtherSizes = []struct {
 }
 
 // write writes base.md, base.json, base.png and base-cpu.png and returns their paths.
-func (m *matrix) write(base string) ([]string, error) {
+func (m *Matrix) write(base string) ([]string, error) {
 	var paths []string
 	var errs []error
 	save := func(path string, data []byte, err error) {
@@ -74,12 +74,12 @@ func (m *matrix) write(base string) ([]string, error) {
 	cpuChart, err := m.cpuChart()
 	save(base+"-cpu.png", cpuChart, err)
 	js, err := json.MarshalIndent(struct {
-		Started  time.Time    `json:"started"`
-		Duration float64      `json:"duration_s"`
-		Warmup   float64      `json:"warmup_s"`
-		Keys     int          `json:"keys"`
-		Cells    []cellResult `json:"cells"`
-	}{m.started, m.s.duration.Seconds(), m.s.warmup.Seconds(), m.s.keys, m.results}, "", "  ")
+		Started  time.Time `json:"started"`
+		Duration float64   `json:"duration_s"`
+		Warmup   float64   `json:"warmup_s"`
+		Keys     int       `json:"keys"`
+		Cells    []Result  `json:"cells"`
+	}{m.started, m.S.Duration.Seconds(), m.S.Warmup.Seconds(), m.S.Keys, m.results}, "", "  ")
 	save(base+".json", append(js, '\n'), err)
 	save(base+".md", []byte(m.markdown(base)), nil)
 	return paths, errors.Join(errs...)
@@ -98,29 +98,30 @@ func environment() string {
 	return fmt.Sprintf("%d CPUs, Linux %s, %s, %s", runtime.NumCPU(), strings.TrimSpace(string(kernel)), runtime.Version(), commit)
 }
 
-func (m *matrix) markdown(base string) string {
+func (m *Matrix) markdown(base string) string {
 	var b strings.Builder
-	s := m.s
-	fmt.Fprintf(&b, "# Ballot benchmark matrix, %s\n\n", m.started.UTC().Format("2006-01-02 15:04 MST"))
+	s := m.S
+	sys := &m.Sys
+	fmt.Fprintf(&b, "# %s benchmark matrix, %s\n\n", sys.Name, m.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s.\n", environment())
-	fmt.Fprintf(&b, "- Each cell: a fresh cluster of `%s` on 127.0.0.1 (new data directories, free ports), "+
+	fmt.Fprintf(&b, "- Each cell: a fresh cluster of %s on 127.0.0.1 (new data directories, free ports), "+
 		"%s measured after %s of warm-up, %d keys of 16 bytes (gets read keys put before the warm-up), "+
-		"every client with its own connection and session, operation deadline %s. "+
-		"The load generator runs on the same machine, in this program.\n", s.ballotd, s.duration, s.warmup, s.keys, s.timeout)
+		"%s, operation deadline %s. "+
+		"The load generator runs on the same machine, in this program.\n", sys.Server, s.Duration, s.Warmup, s.Keys, sys.Clients, s.Timeout)
 	fmt.Fprintf(&b, "- Run took %s. Charts: `%s.png` (throughput), `%s-cpu.png` (CPU per operation); raw figures: `%s.json`.\n",
 		time.Since(m.started).Round(time.Second), baseName(base), baseName(base), baseName(base))
 	fmt.Fprintf(&b, "- The machine is shared: compare figures taken in the same run, and read a slow cell together with "+
 		"its CPU per operation and the share of the CPU other processes took (column *others*).\n\n")
 
 	b.WriteString("## Throughput by cell\n\nops/s (p99 ms) per number of clients.\n\n")
-	b.WriteString("| replicas | operation | value | " + strings.Join(mapInts(s.clients, clientsText), " | ") + " |\n")
-	b.WriteString("|---|---|---|" + strings.Repeat("---:|", len(s.clients)) + "\n")
-	for _, r := range s.replicas {
-		for _, v := range s.values {
-			for _, op := range s.ops {
+	b.WriteString("| " + sys.Node + "s | operation | value | " + strings.Join(mapInts(s.Clients, clientsText), " | ") + " |\n")
+	b.WriteString("|---|---|---|" + strings.Repeat("---:|", len(s.Clients)) + "\n")
+	for _, r := range s.Replicas {
+		for _, v := range s.Values {
+			for _, op := range s.Ops {
 				fmt.Fprintf(&b, "| %d | %s | %s |", r, opTitle(op), sizeText(v))
-				for _, c := range s.clients {
-					res, ok := m.find(cell{Replicas: r, Clients: c, ValueSize: v, Op: op})
+				for _, c := range s.Clients {
+					res, ok := m.find(Cell{Replicas: r, Clients: c, ValueSize: v, Op: op})
 					switch {
 					case !ok:
 						b.WriteString(" — |")
@@ -136,9 +137,9 @@ func (m *matrix) markdown(base string) string {
 	}
 
 	b.WriteString("\n## All figures\n\n")
-	b.WriteString("| replicas | operation | value | clients | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | replica CPU µs/op | client CPU µs/op | replica cores | others |\n")
+	fmt.Fprintf(&b, "| %[1]ss | operation | value | clients | ops/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | %[1]s CPU µs/op | client CPU µs/op | %[1]s cores | others |\n", sys.Node)
 	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	var failures []cellResult
+	var failures []Result
 	for _, r := range m.results {
 		if r.Error != "" {
 			failures = append(failures, r)
@@ -152,10 +153,10 @@ func (m *matrix) markdown(base string) string {
 	if len(failures) > 0 {
 		b.WriteString("\nFailed cells:\n\n")
 		for _, r := range failures {
-			fmt.Fprintf(&b, "- %s: %s\n", r.cell, oneLine(r.Error))
+			fmt.Fprintf(&b, "- %s: %s\n", m.describe(r.Cell), oneLine(r.Error))
 		}
 	}
-	var withErrors []cellResult
+	var withErrors []Result
 	for _, r := range m.results {
 		if r.Error == "" && r.Errors > 0 {
 			withErrors = append(withErrors, r)
@@ -164,13 +165,13 @@ func (m *matrix) markdown(base string) string {
 	if len(withErrors) > 0 {
 		b.WriteString("\nCells with failed operations (first message):\n\n")
 		for _, r := range withErrors {
-			fmt.Fprintf(&b, "- %s: %d failed; %s\n", r.cell, r.Errors, oneLine(r.FirstError))
+			fmt.Fprintf(&b, "- %s: %d failed; %s\n", m.describe(r.Cell), r.Errors, oneLine(r.FirstError))
 		}
 	}
 
 	m.etcdSection(&b)
 
-	b.WriteString(`
+	b.WriteString(strings.NewReplacer("{node}", sys.Node, "{process}", sys.Process).Replace(`
 ## What the columns mean
 
 - **ops/s**: operations that succeeded in the measured phase divided by its wall-clock length
@@ -181,33 +182,33 @@ func (m *matrix) markdown(base string) string {
 - **errors**: operations that failed (not found, unavailable, invalid or other); they are not
   in ops/s or the latencies. Gets read keys that were all put before the warm-up, so a not-found
   is an error of the system.
-- **replica CPU µs/op**: user plus system CPU time of every ballotd process of the cluster,
+- **{node} CPU µs/op**: user plus system CPU time of every {process} process of the cluster,
   summed, over the measured phase, divided by the successful operations. Read from fields 14
-  and 15 (utime, stime) of ` + "`/proc/PID/stat`" + ` of each replica just before and just after the
+  and 15 (utime, stime) of ` + "`/proc/PID/stat`" + ` of each {node} just before and just after the
   measured phase, in clock ticks of 1/CLK_TCK s (10 ms here), so a 5 s cell is exact to about
-  ±(replicas × 10 ms) / ops. This does not depend on how busy the machine was: a slow cell
+  ±({node}s × 10 ms) / ops. This does not depend on how busy the machine was: a slow cell
   with the usual CPU per operation was starved by other load; a slow cell with more CPU per
   operation is the design's cost.
 - **client CPU µs/op**: the same for the load generator (this program).
-- **replica cores**: replica CPU time over wall-clock time, i.e. cores kept busy by the cluster.
-- **others**: the machine's busy CPU time (from ` + "`/proc/stat`" + `) not used by the replicas or
+- **{node} cores**: {node} CPU time over wall-clock time, i.e. cores kept busy by the cluster.
+- **others**: the machine's busy CPU time (from ` + "`/proc/stat`" + `) not used by the {node}s or
   the load generator, as a share of all CPUs over the cell. Above a few per cent, other
   processes competed with the run and its throughput understates the design.
-`)
+`))
 	return b.String()
 }
 
-func (m *matrix) etcdSection(b *strings.Builder) {
+func (m *Matrix) etcdSection(b *strings.Builder) {
 	fmt.Fprintf(b, "\n## etcd on the same kind of machine, for comparison\n\n")
-	fmt.Fprintf(b, "From `%s` (medians of 3 runs of 10 s; 3 members, 16-byte keys, 100-byte values; "+
-		"members and load generator on one 2-core host). Ballot's figure is from this run: "+
-		"3 replicas, 100-byte values, the same number of clients.\n\n", referenceSource)
-	b.WriteString("| operation | clients | etcd | etcd ops/s | notes | Ballot ops/s (p99 ms) | Ballot replica CPU µs/op |\n")
+	fmt.Fprintf(b, "From `%[1]s` (medians of 3 runs of 10 s; 3 members, 16-byte keys, 100-byte values; "+
+		"members and load generator on one 2-core host). %[2]s's figure is from this run: "+
+		"3 %[3]ss, 100-byte values, the same number of clients.\n\n", referenceSource, m.Sys.Name, m.Sys.Node)
+	fmt.Fprintf(b, "| operation | clients | etcd | etcd ops/s | notes | %[1]s ops/s (p99 ms) | %[1]s %[2]s CPU µs/op |\n", m.Sys.Name, m.Sys.Node)
 	b.WriteString("|---|---:|---|---:|---|---:|---:|\n")
 	for _, f := range etcdReference {
 		ours := "not measured"
 		cpu := ""
-		if r, ok := m.find(cell{Replicas: 3, Clients: f.clients, ValueSize: 100, Op: f.op}); ok && r.Error == "" {
+		if r, ok := m.find(Cell{Replicas: 3, Clients: f.clients, ValueSize: 100, Op: f.op}); ok && r.Error == "" {
 			ours = fmt.Sprintf("%s (%.1f)", thousands(r.OpsPerSec), r.P99Ms)
 			cpu = fmt.Sprintf("%.0f", r.ServerCPUUsPerOp)
 		}
@@ -215,7 +216,7 @@ func (m *matrix) etcdSection(b *strings.Builder) {
 	}
 	for _, f := range etcdOtherSizes {
 		ours := "not measured"
-		if r, ok := m.find(cell{Replicas: f.members, Clients: 64, ValueSize: 100, Op: "put"}); ok && r.Error == "" {
+		if r, ok := m.find(Cell{Replicas: f.members, Clients: 64, ValueSize: 100, Op: "put"}); ok && r.Error == "" {
 			ours = fmt.Sprintf("%s (%.1f)", thousands(r.OpsPerSec), r.P99Ms)
 		}
 		fmt.Fprintf(b, "| put, %s | 64 | %s | %s | | %s | |\n", plural(f.members, "member"), f.note, thousands(f.opsPerS), ours)
@@ -225,10 +226,10 @@ func (m *matrix) etcdSection(b *strings.Builder) {
 		"CPU per operation drifts far less.\n")
 }
 
-func (m *matrix) find(c cell) (cellResult, bool) {
-	i := slices.IndexFunc(m.results, func(r cellResult) bool { return r.cell == c })
+func (m *Matrix) find(c Cell) (Result, bool) {
+	i := slices.IndexFunc(m.results, func(r Result) bool { return r.Cell == c })
 	if i < 0 {
-		return cellResult{}, false
+		return Result{}, false
 	}
 	return m.results[i], true
 }

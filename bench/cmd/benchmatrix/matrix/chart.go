@@ -1,4 +1,4 @@
-package main
+package matrix
 
 import (
 	"bytes"
@@ -25,14 +25,14 @@ var replicaColors = []color.RGBA{
 // throughputChart is a grid of panels, one per operation (rows) and value size
 // (columns), each with ops/s against clients for every cluster size, and etcd's
 // figures as crosses where the reference has them.
-func (m *matrix) throughputChart() ([]byte, error) {
-	return m.grid("ops/s", func(r cellResult) float64 { return r.OpsPerSec }, func(op string, value int) plotter.XYs {
+func (m *Matrix) throughputChart() ([]byte, error) {
+	return m.grid("ops/s", func(r Result) float64 { return r.OpsPerSec }, func(op string, value int) plotter.XYs {
 		var xys plotter.XYs
 		if value != 100 {
 			return nil
 		}
 		for _, f := range etcdReference {
-			if f.version == "3.4.23" && f.op == op && slices.Contains(m.s.clients, f.clients) {
+			if f.version == "3.4.23" && f.op == op && slices.Contains(m.S.Clients, f.clients) {
 				xys = append(xys, plotter.XY{X: float64(f.clients), Y: f.opsPerS})
 			}
 		}
@@ -40,35 +40,35 @@ func (m *matrix) throughputChart() ([]byte, error) {
 	}, "etcd 3.4.23, 3 members")
 }
 
-// cpuChart is the same grid with the replicas' CPU time per operation.
-func (m *matrix) cpuChart() ([]byte, error) {
-	return m.grid("replica CPU µs per op (all replicas)", func(r cellResult) float64 { return r.ServerCPUUsPerOp },
+// cpuChart is the same grid with the servers' CPU time per operation.
+func (m *Matrix) cpuChart() ([]byte, error) {
+	return m.grid(m.Sys.Node+" CPU µs per op (all "+m.Sys.Node+"s)", func(r Result) float64 { return r.ServerCPUUsPerOp },
 		func(op string, value int) plotter.XYs {
-			if op == "put" && value == 100 && slices.Contains(m.s.clients, 64) {
+			if op == "put" && value == 100 && slices.Contains(m.S.Clients, 64) {
 				return plotter.XYs{{X: 64, Y: 210}}
 			}
 			return nil
 		}, "etcd 3.4.23, 3 members")
 }
 
-func (m *matrix) grid(ylabel string, y func(cellResult) float64, ref func(op string, value int) plotter.XYs, refName string) ([]byte, error) {
-	rows, cols := len(m.s.ops), len(m.s.values)
+func (m *Matrix) grid(ylabel string, y func(Result) float64, ref func(op string, value int) plotter.XYs, refName string) ([]byte, error) {
+	rows, cols := len(m.S.Ops), len(m.S.Values)
 	plots := make([][]*plot.Plot, rows)
 	ticks := plot.ConstantTicks{}
-	for _, c := range m.s.clients {
+	for _, c := range m.S.Clients {
 		ticks = append(ticks, plot.Tick{Value: float64(c), Label: fmt.Sprint(c)})
 	}
-	for i, op := range m.s.ops {
+	for i, op := range m.S.Ops {
 		plots[i] = make([]*plot.Plot, cols)
-		for j, v := range m.s.values {
+		for j, v := range m.S.Values {
 			p := plot.New()
 			p.Title.Text = fmt.Sprintf("%s, %s values", opTitle(op), sizeText(v))
 			p.X.Label.Text = "clients (log scale)"
 			p.Y.Label.Text = ylabel
 			p.X.Scale = plot.LogScale{}
 			p.X.Tick.Marker = ticks
-			p.X.Min, p.X.Max = float64(m.s.clients[0])/1.5, float64(m.s.clients[len(m.s.clients)-1])*1.5
-			for _, c := range m.s.clients {
+			p.X.Min, p.X.Max = float64(m.S.Clients[0])/1.5, float64(m.S.Clients[len(m.S.Clients)-1])*1.5
+			for _, c := range m.S.Clients {
 				p.X.Min = min(p.X.Min, float64(c)/1.5)
 				p.X.Max = max(p.X.Max, float64(c)*1.5)
 			}
@@ -77,10 +77,10 @@ func (m *matrix) grid(ylabel string, y func(cellResult) float64, ref func(op str
 			p.Legend.Top = true
 			p.Legend.Left = true
 			p.Add(plotter.NewGrid())
-			for k, n := range m.s.replicas {
+			for k, n := range m.S.Replicas {
 				var xys plotter.XYs
-				for _, c := range m.s.clients {
-					if r, ok := m.find(cell{Replicas: n, Clients: c, ValueSize: v, Op: op}); ok && r.Error == "" {
+				for _, c := range m.S.Clients {
+					if r, ok := m.find(Cell{Replicas: n, Clients: c, ValueSize: v, Op: op}); ok && r.Error == "" {
 						xys = append(xys, plotter.XY{X: float64(c), Y: y(r)})
 					}
 				}
@@ -95,7 +95,7 @@ func (m *matrix) grid(ylabel string, y func(cellResult) float64, ref func(op str
 				line.LineStyle.Color, line.LineStyle.Width = col, vg.Points(1.5)
 				points.GlyphStyle.Color, points.GlyphStyle.Shape = col, draw.CircleGlyph{}
 				p.Add(line, points)
-				p.Legend.Add("Ballot, "+plural(n, "replica"), line, points)
+				p.Legend.Add(m.Sys.Name+", "+m.Sys.nodes(n), line, points)
 			}
 			if xys := ref(op, v); len(xys) > 0 {
 				sc, err := plotter.NewScatter(xys)

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ballot-kv/ballot/bench"
@@ -17,10 +13,9 @@ import (
 	"github.com/ballot-kv/ballot/client"
 )
 
-// How long a cluster may take to elect a leader, and a replica to stop on SIGTERM.
+// How long a cluster may take to elect a leader.
 const (
 	startTimeout = 30 * time.Second
-	stopGrace    = 10 * time.Second
 	pollEvery    = 50 * time.Millisecond
 )
 
@@ -28,37 +23,10 @@ const (
 type cluster struct {
 	dir       string
 	endpoints []string
-	reps      []*replicaProc
+	reps      []*matrix.Process
 }
 
-type replicaProc struct {
-	id      int
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed when the process has exited
-	err     error         // set before done is closed
-}
-
-// freeAddrs returns n distinct 127.0.0.1 addresses on ports that were free a
-// moment ago, each held until all are chosen so that none repeats.
-func freeAddrs(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
+var _ matrix.Cluster = (*cluster)(nil)
 
 // startCluster writes a replicas file for n replicas on free loopback ports under
 // a new directory in parent, starts ballotd for each with a fresh data directory,
@@ -68,7 +36,7 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := freeAddrs(2 * n)
+	addrs, err := matrix.FreeAddrs(2 * n)
 	if err != nil {
 		return nil, err
 	}
@@ -85,28 +53,14 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 	}
 	for i := range n {
 		id := i + 1
-		r := &replicaProc{id: id, logPath: filepath.Join(dir, fmt.Sprintf("replica-%d.log", id)), done: make(chan struct{})}
-		logf, err := os.Create(r.logPath)
+		p, err := matrix.StartProcess(fmt.Sprintf("replica %d", id), filepath.Join(dir, fmt.Sprintf("replica-%d.log", id)),
+			ballotd, "--id", fmt.Sprint(id), "--replicas", replicasFile,
+			"--data", filepath.Join(dir, fmt.Sprintf("data-%d", id)), "--log-level", "warn")
 		if err != nil {
 			c.Stop()
 			return nil, err
 		}
-		r.cmd = exec.Command(ballotd, "--id", fmt.Sprint(id), "--replicas", replicasFile,
-			"--data", filepath.Join(dir, fmt.Sprintf("data-%d", id)), "--log-level", "warn")
-		r.cmd.Stdout, r.cmd.Stderr = logf, logf
-		// The replicas die with this program even if it is killed.
-		r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := r.cmd.Start(); err != nil {
-			logf.Close()
-			c.Stop()
-			return nil, fmt.Errorf("start replica %d: %w", id, err)
-		}
-		go func() {
-			r.err = r.cmd.Wait()
-			logf.Close()
-			close(r.done)
-		}()
-		c.reps = append(c.reps, r)
+		c.reps = append(c.reps, p)
 	}
 	if err := c.waitLeader(ctx); err != nil {
 		c.Stop()
@@ -115,13 +69,11 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 	return c, nil
 }
 
-var _ matrix.Cluster = (*cluster)(nil)
-
 // PIDs returns the replicas' process ids.
 func (c *cluster) PIDs() []int {
 	var pids []int
 	for _, r := range c.reps {
-		pids = append(pids, r.cmd.Process.Pid)
+		pids = append(pids, r.PID())
 	}
 	return pids
 }
@@ -129,14 +81,15 @@ func (c *cluster) PIDs() []int {
 // Exited returns an error naming the first replica that is no longer running.
 func (c *cluster) Exited() error {
 	for _, r := range c.reps {
-		select {
-		case <-r.done:
-			return fmt.Errorf("replica %d (pid %d) exited: %v; log %s", r.id, r.cmd.Process.Pid, r.err, r.logPath)
-		default:
+		if err := r.Exited(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// Stop stops every replica: SIGTERM, then SIGKILL after matrix.StopGrace.
+func (c *cluster) Stop() error { return matrix.StopProcesses(c.reps) }
 
 // waitLeader polls every replica's status until one leads and every replica
 // names it, or startTimeout passes.
@@ -182,33 +135,6 @@ func (c *cluster) agreeOnLeader(ctx context.Context, cl *client.Client) error {
 		leader = st.GetLeaderID()
 	}
 	return nil
-}
-
-// Stop sends SIGTERM to every replica still running, waits up to stopGrace, then
-// sends SIGKILL to any left. It returns an error if a replica had to be killed.
-func (c *cluster) Stop() error {
-	for _, r := range c.reps {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	timer := time.NewTimer(stopGrace)
-	defer timer.Stop()
-	var errs []error
-	for _, r := range c.reps {
-		select {
-		case <-r.done:
-		case <-timer.C:
-			// Later replicas get no more grace than the first.
-			timer.Reset(0)
-		}
-		select {
-		case <-r.done:
-		default:
-			r.cmd.Process.Kill()
-			<-r.done
-			errs = append(errs, fmt.Errorf("replica %d (pid %d) needed SIGKILL", r.id, r.cmd.Process.Pid))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // NewKV gives worker i its own client, hence its own connection and session,

@@ -33,6 +33,22 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkValidateBatch is the check of a peer's entry on receipt.
+func BenchmarkValidateBatch(b *testing.B) {
+	cmds := sampleBatch(64, 100)
+	for i := range cmds {
+		cmds[i].Op, cmds[i].Value = OpPut, make([]byte, 100)
+	}
+	data := mustEncode(b, cmds)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateBatch(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDecodeBatchGenerated measures the generated reader on the same input,
 // for comparison with the hand-written one.
 func BenchmarkDecodeBatchGenerated(b *testing.B) {

@@ -149,7 +149,31 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Errorf("error %q does not mention %q", err, tt.wantMsg)
 			}
+			if verr := ValidateBatch(tt.data); verr == nil || verr.Error() != err.Error() {
+				t.Errorf("ValidateBatch: %v, want DecodeBatch's error %q", verr, err)
+			}
 		})
+	}
+}
+
+// ValidateBatch accepts what DecodeBatch accepts, and allocates nothing doing so:
+// it is the check every entry from a peer goes through.
+func TestValidateBatchAcceptsValidWithoutAllocating(t *testing.T) {
+	cmds := sampleBatch(64, 100)
+	for i := range cmds {
+		cmds[i].Op, cmds[i].Value = OpPut, make([]byte, 100)
+	}
+	for name, data := range map[string][]byte{
+		"64 puts":              mustEncode(t, cmds),
+		"empty batch":          mustEncode(t, nil),
+		"struct with no field": {typeStop},
+	} {
+		if err := ValidateBatch(data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if allocs := testing.AllocsPerRun(20, func() { _ = ValidateBatch(data) }); allocs != 0 {
+			t.Errorf("%s: %.0f allocations, want 0", name, allocs)
+		}
 	}
 }
 

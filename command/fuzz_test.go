@@ -17,6 +17,9 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add(mustEncode(f, sampleBatch(3, 5)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := DecodeBatch(data)
+		if verr := ValidateBatch(data); (verr == nil) != (err == nil) || (err != nil && verr.Error() != err.Error()) {
+			t.Fatalf("ValidateBatch says %v where DecodeBatch says %v", verr, err)
+		}
 		gen, left, genErr := generatedDecode(data)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {

@@ -23,7 +23,7 @@ func checkEntries(es []peer.Entry) error {
 		var err error
 		switch e.Kind {
 		case peer.KindCommands:
-			_, err = command.DecodeBatch(e.Data)
+			err = command.ValidateBatch(e.Data)
 		case peer.KindConfig:
 			_, err = decodeMembership(e.Data)
 		}

@@ -16,6 +16,8 @@
 #   make chaos      100,000 simulated schedules, then a long linearizability
 #                   campaign on real replicas under faults (docs/testing.md)
 #   make bench      benchmark matrix into bench/results/ (docs/performance.md)
+#   make bench-etcd     the same matrix on etcd 3.6.16 (bench/etcd, a module of its own)
+#   make bench-compare  Ballot and etcd cell by cell in one run, ROUNDS (3) rounds
 #   make fuzz       every fuzz target, one after another, FUZZTIME (60s) each, with
 #                   a summary line per target (docs/testing.md)
 
@@ -167,6 +169,30 @@ chaos-live: bin/.modules
 bench: build
 	$(GO) build -o bin/benchmatrix ./bench/cmd/benchmatrix
 	bin/benchmatrix -ballotd bin/ballotd -out bench/results
+
+# etcd measured as make bench measures Ballot (docs/performance.md, "Side by side
+# with etcd"): bin/etcdmatrix runs the same cells, chosen by the same BENCH_*
+# variables, on fresh etcd 3.6.16 clusters that it starts as its own children, and
+# writes bench/results/etcd-*. bench/etcd is a module of its own, so that etcd and
+# gRPC stay out of this module's dependencies; its first build downloads them.
+.PHONY: bench-etcd bench-compare
+bench-etcd:
+	@mkdir -p bin
+	cd bench/etcd && $(GO) build -o ../../bin/etcdmatrix ./cmd/etcdmatrix
+	bin/etcdmatrix
+
+# Ballot against etcd in one run, since this machine's speed drifts from day to
+# day: ROUNDS rounds of a few cells (3 replicas, 64 clients, 100-byte put and
+# linearizable get; 1 client put; or BENCH_CELLS, or the BENCH_* lists), each on
+# Ballot then at once on etcd; a markdown table of ops/s, their ratio per round
+# and its median, p99 and CPU per operation, also in bench/results/compare-*.md.
+# About 3 minutes with the defaults.
+ROUNDS ?= 3
+
+bench-compare: build
+	$(GO) build -o bin/benchmatrix ./bench/cmd/benchmatrix
+	cd bench/etcd && $(GO) build -o ../../bin/etcdmatrix ./cmd/etcdmatrix
+	ROUNDS="$(ROUNDS)" scripts/bench-compare.sh
 
 # Fuzzing (docs/testing.md): every Go fuzz target in the repository, found with
 # go test -list so a new one is run without editing this file, one after another

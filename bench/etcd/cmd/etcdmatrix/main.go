@@ -1,0 +1,84 @@
+// Command etcdmatrix runs Ballot's benchmark matrix on etcd (`make bench-etcd`):
+// the same cells, flags, environment variables, load engine, CPU accounting and
+// reports as benchmatrix, each cell on a fresh etcd cluster of that many members
+// on loopback, so that etcd and Ballot measured in one run compare.
+//
+//	etcdmatrix [flags]               run the matrix (flags as benchmatrix's, less -ballotd)
+//	etcdmatrix server [etcd flags]   run one etcd server (etcdmain), as the matrix does
+//
+// The members are this same program started with "server", so the etcd that is
+// measured is exactly the etcd this module builds (go.mod). Every etcd setting
+// is at its default but the member's name, its URLs, its data directory and its
+// logging (level warn, to a file per member). The report files start with etcd-.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ballot-kv/ballot/bench/cmd/benchmatrix/matrix"
+	"go.etcd.io/etcd/api/v3/version"
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "server" {
+		// etcd parses its flags from args[1:], as if started as etcd itself.
+		etcdmain.Main(append([]string{os.Args[0]}, os.Args[2:]...))
+		return
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	s, err := matrix.ParseSettings("etcdmatrix", args, os.Getenv, stderr, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "etcdmatrix: %v\n", err)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "etcdmatrix: find this program to start it as etcd: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &matrix.Matrix{Sys: etcdSystem(self), S: s, Log: stdout}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "etcdmatrix: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// etcdName is the server measured, with the version of the etcd modules built in.
+func etcdName() string { return "etcd " + version.Version }
+
+// etcdSystem is etcd as the matrix measures it: clusters of self started as
+// "self server".
+func etcdSystem(self string) matrix.System {
+	name := etcdName()
+	return matrix.System{
+		Program: "etcdmatrix",
+		Name:    name,
+		Label:   name,
+		Node:    "member",
+		Process: "etcd",
+		Server: name + " (`etcdmatrix server`, built from etcd's Go modules; every setting at its default " +
+			"but names, URLs, data directory and logging)",
+		Clients:    "every client with its own clientv3.Client listing the members from the i-th",
+		FilePrefix: "etcd",
+		Start: func(ctx context.Context, parent string, n int) (matrix.Cluster, error) {
+			cl, err := startCluster(ctx, self, parent, n)
+			if err != nil {
+				// Not a nil *cluster in a non-nil interface.
+				return nil, err
+			}
+			return cl, nil
+		},
+	}
+}

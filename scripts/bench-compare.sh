@@ -21,6 +21,9 @@
 #   BENCH_DURATION  measured time per cell (default 5s)
 #   BENCH_WARMUP    warm-up per cell (default 1s)
 #   BENCH_OUT       where the table is written (default bench/results)
+#   BENCH_ETCD_SHARED=1
+#                   etcd's workers share one clientv3.Client, instead of one each
+#                   as Ballot's workers have (etcdmatrix -shared-client)
 #   BALLOTD, BENCHMATRIX, ETCDMATRIX
 #                   the binaries (default bin/ballotd, bin/benchmatrix, bin/etcdmatrix)
 #
@@ -156,13 +159,17 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 	commit="$commit with uncommitted changes"
 fi
+etcd_clients="each etcd worker with its own clientv3.Client, as each Ballot worker has its own client"
+case ${BENCH_ETCD_SHARED:-} in
+1 | t | T | true | TRUE | True) etcd_clients="etcd's workers sharing one clientv3.Client (one connection per member), each Ballot worker with its own client" ;;
+esac
 etcd_version=$(sed -n 's/^.*go\.etcd\.io\/etcd\/server\/v3 \(v[0-9.]*\).*$/\1/p' bench/etcd/go.mod | head -n 1)
 
 {
 	echo "# Ballot and etcd side by side, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
 	echo "- Machine: $(nproc) CPUs, Linux $(uname -r), Ballot at commit $commit, etcd ${etcd_version:-?} from bench/etcd/go.mod."
-	echo "- $ROUNDS rounds; in each, every cell ran on a fresh Ballot cluster and right after on a fresh etcd cluster of as many members: $DURATION measured after $WARMUP of warm-up, 1,000 keys of 16 bytes, each client with its own connection(s), the load generator in the driver on the same two cores."
+	echo "- $ROUNDS rounds; in each, every cell ran on a fresh Ballot cluster and right after on a fresh etcd cluster of as many members: $DURATION measured after $WARMUP of warm-up, 1,000 keys of 16 bytes, $etcd_clients, the load generator in the driver on the same two cores."
 	echo "- ratio = Ballot ÷ etcd, of throughput or of the servers' CPU time per operation (summed over the cluster). Medians over the rounds; failed runs are left out."
 	echo
 	awk -F'\t' -v ncells="${#cells[@]}" -v cells="${cells[*]}" -v rounds="$ROUNDS" '

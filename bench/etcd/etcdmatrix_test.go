@@ -33,23 +33,31 @@ func buildCommand(t *testing.T, dir string) string {
 
 // One cell on a 1-member cluster that the command starts as its own child:
 // the report must hold operations, no failed ones, and the member's CPU time.
+// Once with a client per worker, once with all workers sharing one.
 func TestTinyMatrixOnOneMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd")
 	}
+	bin := buildCommand(t, t.TempDir())
+	t.Run("client per worker", func(t *testing.T) { tinyMatrix(t, bin, "put") })
+	t.Run("shared client", func(t *testing.T) { tinyMatrix(t, bin, "get", "-shared-client") })
+}
+
+func tinyMatrix(t *testing.T, bin, op string, flags ...string) {
 	dir := t.TempDir()
-	bin := buildCommand(t, dir)
 	out := filepath.Join(dir, "results")
-	cmd := exec.Command(bin, "-replicas", "1", "-clients", "2", "-values", "100", "-ops", "put",
-		"-duration", "500ms", "-warmup", "100ms", "-out", out)
+	cmd := exec.Command(bin, append([]string{"-replicas", "1", "-clients", "2", "-values", "100", "-ops", op,
+		"-duration", "500ms", "-warmup", "100ms", "-out", out}, flags...)...)
 	// The settings come from the flags alone, whatever the caller's environment.
-	cmd.Env = append(os.Environ(), "BENCH_REPLICAS=", "BENCH_CLIENTS=", "BENCH_VALUES=", "BENCH_OPS=", "BENCH_DURATION=", "BENCH_WARMUP=", "BENCH_OUT=")
+	cmd.Env = append(os.Environ(), "BENCH_REPLICAS=", "BENCH_CLIENTS=", "BENCH_VALUES=", "BENCH_OPS=", "BENCH_DURATION=",
+		"BENCH_WARMUP=", "BENCH_OUT=", "BENCH_ETCD_SHARED=")
 	cmd.Dir = dir
 	log, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("etcdmatrix: %v\n%s", err, log)
 	}
-	if !strings.Contains(string(log), "etcd 3.6.16, 1 member, put, 100-byte values, 2 clients: ") {
+	opText := map[string]string{"put": "put", "get": "linearizable get"}[op]
+	if !strings.Contains(string(log), "etcd 3.6.16, 1 member, "+opText+", 100-byte values, 2 clients: ") {
 		t.Errorf("no line for the cell in\n%s", log)
 	}
 	reports, err := filepath.Glob(filepath.Join(out, "etcd-*.json"))
@@ -85,15 +93,26 @@ func TestTinyMatrixOnOneMember(t *testing.T) {
 		t.Fatalf("%d cells, want 1:\n%s", len(report.Cells), data)
 	}
 	c := report.Cells[0]
-	if c.Replicas != 1 || c.Clients != 2 || c.Op != "put" || c.Error != "" {
-		t.Errorf("cell %+v: want 1 member, 2 clients, put, no error", c)
+	if c.Replicas != 1 || c.Clients != 2 || c.Op != op || c.Error != "" {
+		t.Errorf("cell %+v: want 1 member, 2 clients, %s, no error", c, op)
 	}
 	if c.Ops == 0 || c.OpsPerSec <= 0 || c.P99Ms <= 0 || c.Errors != 0 {
 		t.Errorf("cell %+v: want operations, a latency and no failed operation", c)
 	}
-	// Every put is fsync'd by the member, so it costs well over one clock tick
-	// in all; 0 would mean the member's CPU was not read.
+	// Hundreds of operations cost the member well over one clock tick in all;
+	// 0 would mean its CPU time was not read.
 	if c.ServerCPUUsPerOp <= 0 {
-		t.Errorf("member CPU per put %v µs, want > 0", c.ServerCPUUsPerOp)
+		t.Errorf("member CPU per %s %v µs, want > 0", op, c.ServerCPUUsPerOp)
+	}
+	md, err := os.ReadFile(strings.TrimSuffix(reports[0], ".json") + ".md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "every client with its own clientv3.Client"
+	if len(flags) > 0 {
+		want = "all clients sharing one clientv3.Client"
+	}
+	if !strings.Contains(string(md), want) {
+		t.Errorf("the markdown report does not say %q", want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ballot-kv/ballot/bench"
@@ -28,6 +29,11 @@ type cluster struct {
 	dir       string
 	endpoints []string // the members' client addresses, host:port
 	members   []*matrix.Process
+	// sharedClient says whether all workers share one clientv3.Client.
+	sharedClient bool
+
+	mu     sync.Mutex       // guards shared
+	shared *clientv3.Client // the workers' client if sharedClient, made by the first
 }
 
 var _ matrix.Cluster = (*cluster)(nil)
@@ -35,7 +41,7 @@ var _ matrix.Cluster = (*cluster)(nil)
 // startCluster starts n members, each "self server" with a fresh data directory
 // under a new directory in parent and its own client and peer ports on
 // 127.0.0.1, and waits until every member answers a linearizable get.
-func startCluster(ctx context.Context, self, parent string, n int) (*cluster, error) {
+func startCluster(ctx context.Context, self, parent string, n int, sharedClient bool) (*cluster, error) {
 	dir, err := os.MkdirTemp(parent, fmt.Sprintf("etcd-%d-", n))
 	if err != nil {
 		return nil, err
@@ -44,7 +50,7 @@ func startCluster(ctx context.Context, self, parent string, n int) (*cluster, er
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir}
+	c := &cluster{dir: dir, sharedClient: sharedClient}
 	var initial []string
 	for i := range n {
 		c.endpoints = append(c.endpoints, addrs[2*i])
@@ -101,8 +107,17 @@ func (c *cluster) Exited() error {
 	return nil
 }
 
-// Stop stops every member: SIGTERM, then SIGKILL after matrix.StopGrace.
-func (c *cluster) Stop() error { return matrix.StopProcesses(c.members) }
+// Stop closes the workers' shared client, if any, and stops every member:
+// SIGTERM, then SIGKILL after matrix.StopGrace.
+func (c *cluster) Stop() error {
+	c.mu.Lock()
+	if c.shared != nil {
+		c.shared.Close()
+		c.shared = nil
+	}
+	c.mu.Unlock()
+	return matrix.StopProcesses(c.members)
+}
 
 // waitServing asks every member, through a client that knows only that member,
 // for a linearizable get, until all answer or startTimeout passes. A member
@@ -160,14 +175,28 @@ func (c *cluster) waitServing(ctx context.Context) error {
 }
 
 // NewKV gives worker i its own clientv3.Client, hence its own connections, with
-// the members listed from the i-th, as Ballot's workers list the replicas.
-// clientv3 spreads a client's requests over all its endpoints, round-robin.
+// the members listed from the i-th, as Ballot's workers list the replicas;
+// clientv3 spreads a client's requests over all its endpoints, round-robin. With
+// sharedClient, every worker uses one client instead, and gRPC multiplexes all
+// their requests over one connection per member, as etcd's own tools do.
 func (c *cluster) NewKV(i int, timeout time.Duration) (bench.KV, error) {
+	if c.sharedClient {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.shared == nil {
+			cl, err := clientv3.New(clientv3.Config{Endpoints: c.endpoints, DialTimeout: dialTimeout, Logger: zap.NewNop()})
+			if err != nil {
+				return nil, fmt.Errorf("the workers' shared etcd client: %w", err)
+			}
+			c.shared = cl
+		}
+		return &kv{c: c.shared, timeout: timeout}, nil
+	}
 	n := len(c.endpoints)
 	eps := append(append([]string{}, c.endpoints[i%n:]...), c.endpoints[:i%n]...)
 	cl, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: dialTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client of worker %d: %w", i, err)
 	}
-	return &kv{c: cl, timeout: timeout}, nil
+	return ownKV{&kv{c: cl, timeout: timeout}}, nil
 }

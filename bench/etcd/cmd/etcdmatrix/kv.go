@@ -61,8 +61,10 @@ func (k *kv) Delete(ctx context.Context, key string) error {
 	return opError("delete", key, err)
 }
 
-// Close closes the worker's client when the run ends.
-func (k *kv) Close() error { return k.c.Close() }
+// ownKV is a worker's kv on a client of its own, closed when the run ends.
+type ownKV struct{ *kv }
+
+func (k ownKV) Close() error { return k.c.Close() }
 
 // opError wraps an etcd error with the operation, and with the Ballot client
 // error of the same meaning where there is one: a deadline or an unreachable

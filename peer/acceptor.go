@@ -7,8 +7,16 @@ import "slices"
 // promise, so that a replica cut off for a while and then reconnected cannot depose
 // a working leader (the rule Raft uses for votes, section 6; it only delays
 // elections, never breaks safety).
+//
+// With HoldVotesAfterStart, a replica that knows no leader also refuses for its
+// first ElectionTicks: it may have answered a leader's heartbeats just before it
+// restarted, and that leader may be serving reads under a lease that counts on
+// this replica's refusal.
 func (r *Replica) followsLiveLeader(candidateID uint64) bool {
-	if r.leader == 0 || r.leader == candidateID {
+	if r.leader == 0 {
+		return r.cfg.HoldVotesAfterStart && candidateID != r.id && r.ticks < r.cfg.ElectionTicks
+	}
+	if r.leader == candidateID {
 		return false
 	}
 	return r.electionElapsed < r.cfg.ElectionTicks

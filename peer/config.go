@@ -25,6 +25,13 @@ type Config struct {
 	// message. Defaults 256 and 4 MiB.
 	MaxEntriesPerMessage int
 	MaxBytesPerMessage   int
+	// HoldVotesAfterStart makes a replica that does not know a live leader refuse
+	// to promise any candidate but itself for ElectionTicks after it starts, as it
+	// refuses while it hears from a live leader. A leader that serves reads under
+	// a lease (LeaseRound) relies on every acceptor that answered its heartbeats
+	// refusing other candidates for an election timeout; an acceptor that
+	// restarted in the meantime forgot whom it heard, and this keeps it to that.
+	HoldVotesAfterStart bool
 	// Seed seeds the randomised election timeouts, so a run can be replayed.
 	Seed int64
 	// Logger receives one line per event worth knowing (elections, leader

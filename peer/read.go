@@ -21,33 +21,62 @@ func (r *Replica) ReadIndex(token uint64) error {
 // confirmReadsFromAcks releases the reads whose heartbeat round a majority has
 // answered at this leader's ballot.
 func (r *Replica) confirmReadsFromAcks() {
-	l := r.lead
-	if len(l.reads) == 0 {
+	if len(r.lead.reads) == 0 {
 		return
 	}
-	// The highest round that a majority (this replica included) has answered.
+	r.confirmReads(r.majorityAcked())
+}
+
+// majorityAcked is the highest round that a majority of the members (this
+// leader included) has answered at this leader's ballot: every member of that
+// majority answered it or a later one.
+func (r *Replica) majorityAcked() uint64 {
+	l := r.lead
+	need := r.quorumSize() - 1
+	if need <= 0 {
+		return l.roundTrip
+	}
 	acks := make([]uint64, 0, len(l.followers))
 	for _, p := range l.followers {
 		acks = append(acks, p.acked)
 	}
-	need := r.quorumSize() - 1
-	var confirmed uint64
-	if need <= 0 {
-		confirmed = l.roundTrip
-	} else {
-		// need-th largest ack.
-		for i := 0; i < need; i++ {
-			best := i
-			for j := i + 1; j < len(acks); j++ {
-				if acks[j] > acks[best] {
-					best = j
-				}
+	// need-th largest ack.
+	for i := 0; i < need; i++ {
+		best := i
+		for j := i + 1; j < len(acks); j++ {
+			if acks[j] > acks[best] {
+				best = j
 			}
-			acks[i], acks[best] = acks[best], acks[i]
 		}
-		confirmed = acks[need-1]
+		acks[i], acks[best] = acks[best], acks[i]
 	}
-	r.confirmReads(confirmed)
+	return acks[need-1]
+}
+
+// LeaseRound is what a leader needs to serve a read under a lease, without a
+// heartbeat round of its own. Round is the highest heartbeat (accept) round a
+// majority has answered at this leader's ballot: each of those acceptors then
+// refuses other candidates for at least ElectionTicks of its clock from the
+// moment it answered (followsLiveLeader; with HoldVotesAfterStart even across a
+// restart), so no other leader can be chosen until an election timeout after
+// the round was sent. The caller, which alone has a clock, records when it
+// handed each round to the network and serves a read at index (once applied)
+// only while the time since that round left is below an election timeout minus
+// its bound on clock drift. ok is false, and the read must take ReadIndex's
+// round, when this replica does not lead, is not ready (its predecessors'
+// slots are not chosen yet), leads a configuration that is ending, or no round
+// has been answered by a majority yet.
+//
+// Ballot is the leadership's ballot: rounds are numbered afresh by each.
+func (r *Replica) LeaseRound() (ballot Ballot, round, index uint64, ok bool) {
+	if r.role != leader || r.lead.stopAt != 0 || r.ended() || r.chosen < r.lead.readyAt {
+		return Ballot{}, 0, 0, false
+	}
+	round = r.majorityAcked()
+	if round == 0 {
+		return Ballot{}, 0, 0, false
+	}
+	return r.lead.ballot, round, r.chosen, true
 }
 
 // confirmReads releases every read whose round is at most round.

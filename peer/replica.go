@@ -124,6 +124,20 @@ func New(cfg Config, d Durable) (*Replica, error) {
 	return r, nil
 }
 
+// AssumeLeader makes a replica that has just started follow id as a live leader,
+// as if it had just heard from it: it promises id's ballots at once and refuses
+// other candidates for an election timeout. A replica starting the next
+// configuration calls it with the leader of the one that ended, who then leads
+// the new one without waiting out HoldVotesAfterStart. It does nothing to a
+// replica that has already heard from a leader or leads.
+func (r *Replica) AssumeLeader(id uint64) {
+	if r.role != follower || r.leader != 0 || id == r.id || !r.isMember(id) {
+		return
+	}
+	r.leader = id
+	r.electionElapsed = 0
+}
+
 // ID returns the replica's id.
 func (r *Replica) ID() uint64 { return r.id }
 

@@ -35,6 +35,12 @@ type Config struct {
 	// chosen before it holds new writes back to send them together in the next
 	// slot. Default 2.
 	MaxInFlightSlots int
+	// ReadIndexOnly makes every linearizable read take a heartbeat round to a
+	// majority. By default a leader serves them from its store while it holds a
+	// lease: for an election timeout (less a 10 % bound on how much faster one
+	// replica's clock may run than another's, and a tick) after a heartbeat round
+	// that a majority answered. See docs/design.md, "Reads".
+	ReadIndexOnly bool
 	// SnapshotEverySlots and SnapshotEveryBytes: the replica snapshots its store
 	// once this many slots, or this many bytes of log entries, have been applied
 	// since the last snapshot. Defaults 10,000 slots and 64 MiB.

@@ -104,6 +104,10 @@ func (h *kvHandler) Get(ctx context.Context, key string, consistency kvapi.Consi
 			v, found, err = h.store.Get(key)
 			break
 		}
+		var served bool
+		if v, found, err, served = leaseRead(&h.node.lease, h.store, key); served {
+			break
+		}
 		ctx, cancel := h.timeout(ctx)
 		defer cancel()
 		v, found, err = h.node.read(ctx, key)

@@ -128,6 +128,11 @@ type node struct {
 
 	compact *compaction // nil: no snapshots or compaction (tests of the loop alone)
 
+	// Leases (lease.go): leaseClock is nil when linearizable reads always take a
+	// heartbeat round; lease is what handlers read, nil while there is none.
+	leaseClock *leaseClock
+	lease      atomic.Pointer[readLease]
+
 	// Configuration (reconfig.go). mem is the configuration this replica runs;
 	// retired: it is not a member (any more); joining: it has none yet and waits
 	// for a snapshot that brings one.
@@ -315,6 +320,7 @@ func (n *node) run(ctx context.Context) (err error) {
 	ticker := time.NewTicker(n.tick)
 	defer ticker.Stop()
 	defer func() {
+		n.lease.Store(nil)
 		n.stopErr = errStopped
 		if err != nil {
 			n.stopErr = fmt.Errorf("%w: %w", errStorageFailed, err)
@@ -525,9 +531,14 @@ func (n *node) startRead(rq *readRequest) {
 func (n *node) handleReady() error {
 	for n.core.HasReady() {
 		rd := n.core.Ready()
+		// Taken before anything is sent: a round leaves no earlier than this.
+		sentAt := time.Now()
 		for i := range rd.Messages {
 			rd.Messages[i].Epoch = n.mem.epoch
 			rd.Messages[i].FromAddr = n.selfAddr
+			if m := &rd.Messages[i]; m.Type == peer.MsgAccept && n.leaseClock != nil {
+				n.leaseClock.noteSent(m.Ballot, m.RoundTrip, sentAt)
+			}
 		}
 		// A leader's accept and execute requests may leave before its own entries
 		// are durable: its vote counts only after they are (in Advance), and the
@@ -609,6 +620,7 @@ func (n *node) handleReady() error {
 		}
 	}
 	n.publish()
+	n.renewLease()
 	n.noteCatchUp()
 	if n.rebuilding && n.status().RebuildTo == 0 {
 		if err := n.storage.SetRebuildTo(0); err != nil {
@@ -618,6 +630,25 @@ func (n *node) handleReady() error {
 		n.logger.Info("lost acceptor state rebuilt: voting again", "chosen", n.status().Chosen)
 	}
 	return nil
+}
+
+// renewLease publishes the lease the core's latest answered round gives, or
+// withdraws it.
+func (n *node) renewLease() {
+	if n.leaseClock == nil {
+		return
+	}
+	if b, round, index, ok := n.core.LeaseRound(); ok && n.voting() {
+		if until, ok := n.leaseClock.until(b, round); ok {
+			if cur := n.lease.Load(); cur == nil || !cur.until.Equal(until) || cur.index != index {
+				n.lease.Store(&readLease{until: until, index: index})
+			}
+			return
+		}
+	}
+	if n.lease.Load() != nil {
+		n.lease.Store(nil)
+	}
 }
 
 // inquire answers another replica that starts without acceptor state (see

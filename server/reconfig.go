@@ -186,6 +186,10 @@ func (n *node) adoptStoredConfig() error {
 	if err != nil {
 		return fmt.Errorf("start configuration %d: %w", next.epoch, err)
 	}
+	// The ended configuration's leader campaigns at once in the new one (below);
+	// the others promise it without waiting out the hold after start, and
+	// nobody else for an election timeout.
+	core.AssumeLeader(n.core.Leader())
 	n.core = core
 	n.retired, n.joining = false, false
 	n.logger.Info("configuration started", "epoch", next.epoch, "members", next.ids(), "from_slot", durable.Applied+1,

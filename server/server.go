@@ -317,8 +317,11 @@ func Run(ctx context.Context, cfg Config) error {
 		Members:        ids,
 		ElectionTicks:  cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks,
-		Seed:           seed(),
-		Logger:         cfg.Logger,
+		// Always, leases or not: a replica restarted in a cluster where any
+		// leader serves leased reads must not help elect another too soon.
+		HoldVotesAfterStart: true,
+		Seed:                seed(),
+		Logger:              cfg.Logger,
 	}
 	// The plan may have named the configuration this replica is in.
 	coreConfig.Members = mem.ids()
@@ -338,6 +341,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	n := newNode(core, st, sender, cfg.Tick, cfg.MaxInFlightSlots, logger)
+	if !cfg.ReadIndexOnly {
+		n.leaseClock = &leaseClock{duration: leaseDuration(cfg.Tick, cfg.ElectionTicks)}
+	}
 	n.compact = &compaction{
 		policy: snapshotPolicy{
 			everySlots:   cfg.SnapshotEverySlots,

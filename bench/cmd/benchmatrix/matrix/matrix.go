@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ballot-kv/ballot/bench"
+	"github.com/ballot-kv/ballot/bench/machine"
 	"github.com/ballot-kv/ballot/bench/proc"
 )
 
@@ -67,7 +68,14 @@ type Matrix struct {
 
 	started time.Time
 	results []Result
+	// limits are the machine's fsync and loopback speed, probed before the first
+	// cell; probeErr says why they are missing.
+	limits   machine.Limits
+	probeErr error
 }
+
+// probeTime is how long each machine probe runs.
+const probeTime = time.Second
 
 // Results are the cells measured so far, in the order they ran.
 func (m *Matrix) Results() []Result { return m.results }
@@ -112,6 +120,12 @@ func (m *Matrix) Run(ctx context.Context) error {
 		fmt.Fprintf(m.Log, "clusters' data and logs kept in %s\n", tmp)
 	} else {
 		defer os.RemoveAll(tmp)
+	}
+	// The disk probe writes where the clusters keep their data.
+	if m.limits, m.probeErr = machine.Measure(tmp, probeTime); m.probeErr != nil {
+		fmt.Fprintf(m.Log, "%s: machine probe failed: %v\n", m.Sys.Program, m.probeErr)
+	} else {
+		fmt.Fprintf(m.Log, "%s: this machine today: %s\n", m.Sys.Program, m.limits)
 	}
 	cells := m.Cells()
 	perCell := m.S.Warmup + m.S.Duration + 2*time.Second

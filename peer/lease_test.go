@@ -124,6 +124,23 @@ func TestLeaseRound(t *testing.T) {
 	}
 }
 
+// The only member of a configuration needs no round.
+func TestLeaseRoundAlone(t *testing.T) {
+	c := newSimCluster(t, 1, 3, nil)
+	c.elect(1)
+	c.deliverWhere(all)
+	b, round, index, ok := c.replicas[1].LeaseRound()
+	if !ok || round != 0 || b != c.replicas[1].Status().Promised || index != c.replicas[1].Status().Chosen {
+		t.Fatalf("alone: ballot %v round %d index %d ok %v", b, round, index, ok)
+	}
+	if _, err := c.replicas[1].ProposeConfig([]byte("next")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, ok := c.replicas[1].LeaseRound(); ok {
+		t.Fatal("alone, with a configuration change pending: still a lease")
+	}
+}
+
 // A leader that steps down has no lease.
 func TestLeaseRoundEndsWithLeadership(t *testing.T) {
 	c := newSimCluster(t, 3, 2, nil)

@@ -65,12 +65,17 @@ func (r *Replica) majorityAcked() uint64 {
 // its bound on clock drift. ok is false, and the read must take ReadIndex's
 // round, when this replica does not lead, is not ready (its predecessors'
 // slots are not chosen yet), leads a configuration that is ending, or no round
-// has been answered by a majority yet.
+// has been answered by a majority yet. Round is 0, with ok, for a leader that is
+// the only member: it needs no round.
 //
 // Ballot is the leadership's ballot: rounds are numbered afresh by each.
 func (r *Replica) LeaseRound() (ballot Ballot, round, index uint64, ok bool) {
 	if r.role != leader || r.lead.stopAt != 0 || r.ended() || r.chosen < r.lead.readyAt {
 		return Ballot{}, 0, 0, false
+	}
+	if r.quorumSize() == 1 {
+		// The only member: nobody else can lead while it does.
+		return r.lead.ballot, 0, r.chosen, true
 	}
 	round = r.majorityAcked()
 	if round == 0 {

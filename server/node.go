@@ -639,7 +639,13 @@ func (n *node) renewLease() {
 		return
 	}
 	if b, round, index, ok := n.core.LeaseRound(); ok && n.voting() {
-		if until, ok := n.leaseClock.until(b, round); ok {
+		until, ok := n.leaseClock.until(b, round)
+		if round == 0 {
+			// The only member leads until its configuration changes, which
+			// withdraws the lease first; renewed at every Ready.
+			until, ok = time.Now().Add(time.Hour), true
+		}
+		if ok {
 			if cur := n.lease.Load(); cur == nil || !cur.until.Equal(until) || cur.index != index {
 				n.lease.Store(&readLease{until: until, index: index})
 			}

@@ -21,9 +21,12 @@
 #   BENCH_DURATION  measured time per cell (default 5s)
 #   BENCH_WARMUP    warm-up per cell (default 1s)
 #   BENCH_OUT       where the table is written (default bench/results)
-#   BENCH_ETCD_SHARED=1
-#                   etcd's workers share one clientv3.Client, instead of one each
-#                   as Ballot's workers have (etcdmatrix -shared-client)
+#   BENCH_ETCD_SHARED=0
+#                   give each etcd worker its own clientv3.Client, as each Ballot
+#                   worker has its own client. The default (1) has etcd's workers
+#                   share one, as etcd's own tools and most of its users do: gRPC
+#                   multiplexes the calls, and etcd is much faster so
+#                   (etcdmatrix -shared-client)
 #   BALLOTD, BENCHMATRIX, ETCDMATRIX
 #                   the binaries (default bin/ballotd, bin/benchmatrix, bin/etcdmatrix)
 #
@@ -43,6 +46,8 @@ OUT=${BENCH_OUT:-bench/results}
 BALLOTD=${BALLOTD:-bin/ballotd}
 BENCHMATRIX=${BENCHMATRIX:-bin/benchmatrix}
 ETCDMATRIX=${ETCDMATRIX:-bin/etcdmatrix}
+# etcd as it is used: its workers share one client (see above).
+export BENCH_ETCD_SHARED=${BENCH_ETCD_SHARED:-1}
 
 die() {
 	echo "bench-compare: $*" >&2

@@ -18,12 +18,17 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	}
 }
 
-func BenchmarkDecodeBatch(b *testing.B) {
+// benchmarkBatch is the encoded batch of 64 puts the decoding benchmarks read.
+func benchmarkBatch(b *testing.B) []byte {
 	cmds := sampleBatch(64, 100)
 	for i := range cmds {
 		cmds[i].Op, cmds[i].Value = OpPut, make([]byte, 100)
 	}
-	data := mustEncode(b, cmds)
+	return mustEncode(b, cmds)
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	data := benchmarkBatch(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -35,11 +40,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 
 // BenchmarkValidateBatch is the check of a peer's entry on receipt.
 func BenchmarkValidateBatch(b *testing.B) {
-	cmds := sampleBatch(64, 100)
-	for i := range cmds {
-		cmds[i].Op, cmds[i].Value = OpPut, make([]byte, 100)
-	}
-	data := mustEncode(b, cmds)
+	data := benchmarkBatch(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -52,11 +53,7 @@ func BenchmarkValidateBatch(b *testing.B) {
 // BenchmarkDecodeBatchGenerated measures the generated reader on the same input,
 // for comparison with the hand-written one.
 func BenchmarkDecodeBatchGenerated(b *testing.B) {
-	cmds := sampleBatch(64, 100)
-	for i := range cmds {
-		cmds[i].Op, cmds[i].Value = OpPut, make([]byte, 100)
-	}
-	data := mustEncode(b, cmds)
+	data := benchmarkBatch(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {

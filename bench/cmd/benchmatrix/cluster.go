@@ -70,23 +70,10 @@ func startCluster(ctx context.Context, ballotd, parent string, n int) (*cluster,
 }
 
 // PIDs returns the replicas' process ids.
-func (c *cluster) PIDs() []int {
-	var pids []int
-	for _, r := range c.reps {
-		pids = append(pids, r.PID())
-	}
-	return pids
-}
+func (c *cluster) PIDs() []int { return matrix.PIDs(c.reps) }
 
-// Exited returns an error naming the first replica that is no longer running.
-func (c *cluster) Exited() error {
-	for _, r := range c.reps {
-		if err := r.Exited(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// Exited returns an error naming the first of the replicas that is no longer running.
+func (c *cluster) Exited() error { return matrix.FirstExited(c.reps) }
 
 // Stop stops every replica: SIGTERM, then SIGKILL after matrix.StopGrace.
 func (c *cluster) Stop() error { return matrix.StopProcesses(c.reps) }

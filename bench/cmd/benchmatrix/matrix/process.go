@@ -65,6 +65,25 @@ func (p *Process) Exited() error {
 	}
 }
 
+// PIDs returns the process ids of ps, in order.
+func PIDs(ps []*Process) []int {
+	pids := make([]int, 0, len(ps))
+	for _, p := range ps {
+		pids = append(pids, p.PID())
+	}
+	return pids
+}
+
+// FirstExited returns an error naming the first of ps that is no longer running.
+func FirstExited(ps []*Process) error {
+	for _, p := range ps {
+		if err := p.Exited(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StopProcesses sends SIGTERM to every process still running, waits up to
 // StopGrace, then sends SIGKILL to any left. It returns an error naming each
 // process that had to be killed.

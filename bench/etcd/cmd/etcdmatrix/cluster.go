@@ -89,23 +89,10 @@ func memberArgs(dir, name, clientAddr, peerAddr string, initial []string) []stri
 }
 
 // PIDs returns the members' process ids.
-func (c *cluster) PIDs() []int {
-	var pids []int
-	for _, m := range c.members {
-		pids = append(pids, m.PID())
-	}
-	return pids
-}
+func (c *cluster) PIDs() []int { return matrix.PIDs(c.members) }
 
-// Exited returns an error naming the first member that is no longer running.
-func (c *cluster) Exited() error {
-	for _, m := range c.members {
-		if err := m.Exited(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// Exited returns an error naming the first of the members that is no longer running.
+func (c *cluster) Exited() error { return matrix.FirstExited(c.members) }
 
 // Stop closes the workers' shared client, if any, and stops every member:
 // SIGTERM, then SIGKILL after matrix.StopGrace.

@@ -17,8 +17,19 @@ import (
 // the first thing it takes in and it has not yet heard that it was deposed: its
 // lease is measured with its clock, which ran on while it slept, not with the
 // ticks it missed.
+//
+// With --read-lease=false the same holds through a heartbeat round per read.
 func TestPausedLeaderServesNoStaleRead(t *testing.T) {
-	c := newCluster(t, 3)
+	for _, mode := range []struct{ name, flag string }{
+		{"lease", "--read-lease=true"},
+		{"round per read", "--read-lease=false"},
+	} {
+		t.Run(mode.name, func(t *testing.T) { pausedLeaderServesNoStaleRead(t, mode.flag) })
+	}
+}
+
+func pausedLeaderServesNoStaleRead(t *testing.T, flag string) {
+	c := newClusterWith(t, 3, flag)
 	old := c.waitLeader()
 	ctx := context.Background()
 	if _, err := c.client(5*time.Second).Put(ctx, "lease-key", []byte("before")); err != nil {

@@ -72,6 +72,12 @@ func TestAssumeLeader(t *testing.T) {
 	if !promised(t, r) {
 		t.Fatal("a replica told to follow 2 refused 2's prepare")
 	}
+	r.Step(Message{Type: MsgAccept, From: 2, To: 1, Ballot: Ballot{Round: 5, ID: 2}})
+	r.Advance(r.Ready())
+	r.AssumeLeader(3)
+	if r.Leader() != 2 {
+		t.Fatalf("AssumeLeader(3) on a replica following 2 made it follow %d", r.Leader())
+	}
 	// Not a member, itself, or a replica that already follows someone: no effect.
 	other, err := New(cfg, Durable{})
 	if err != nil {

@@ -105,7 +105,7 @@ func (h *kvHandler) Get(ctx context.Context, key string, consistency kvapi.Consi
 			break
 		}
 		var served bool
-		if v, found, err, served = leaseRead(&h.node.lease, h.store, key); served {
+		if v, found, served, err = leaseRead(&h.node.lease, h.store, key); served {
 			break
 		}
 		ctx, cancel := h.timeout(ctx)

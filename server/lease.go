@@ -89,11 +89,11 @@ type readLease struct {
 // the leader applied it, and no other leader can acknowledge one before the
 // lease ends, so the store then holds every write acknowledged before the read
 // began.
-func leaseRead(lease *atomic.Pointer[readLease], store Storage, key string) (value []byte, found bool, err error, served bool) {
+func leaseRead(lease *atomic.Pointer[readLease], store Storage, key string) (value []byte, found, served bool, err error) {
 	l := lease.Load()
 	if l == nil || !time.Now().Before(l.until) || store.Applied() < l.index {
-		return nil, false, nil, false
+		return nil, false, false, nil
 	}
 	value, found, err = store.Get(key)
-	return value, found, err, true
+	return value, found, true, err
 }

@@ -91,19 +91,19 @@ func (s storeAt) Get(key string) ([]byte, bool, error) {
 
 func TestLeaseRead(t *testing.T) {
 	var lease atomic.Pointer[readLease]
-	if _, _, _, served := leaseRead(&lease, storeAt{applied: 9}, "k"); served {
+	if _, _, served, _ := leaseRead(&lease, storeAt{applied: 9}, "k"); served {
 		t.Fatal("served without a lease")
 	}
 	lease.Store(&readLease{until: time.Now().Add(time.Hour), index: 10})
-	if _, _, _, served := leaseRead(&lease, storeAt{applied: 9}, "k"); served {
+	if _, _, served, _ := leaseRead(&lease, storeAt{applied: 9}, "k"); served {
 		t.Fatal("served before the store applied the lease's index")
 	}
-	v, found, err, served := leaseRead(&lease, storeAt{applied: 10}, "k")
+	v, found, served, err := leaseRead(&lease, storeAt{applied: 10}, "k")
 	if !served || !found || err != nil || string(v) != "value of k" {
 		t.Fatalf("under a lease: %q %v %v served=%v", v, found, err, served)
 	}
 	lease.Store(&readLease{until: time.Now().Add(-time.Millisecond), index: 10})
-	if _, _, _, served := leaseRead(&lease, storeAt{applied: 10}, "k"); served {
+	if _, _, served, _ := leaseRead(&lease, storeAt{applied: 10}, "k"); served {
 		t.Fatal("served after the lease ended")
 	}
 }

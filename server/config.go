@@ -32,8 +32,9 @@ type Config struct {
 	// PeerTimeout bounds one call to another replica. Default 1s.
 	PeerTimeout time.Duration
 	// MaxInFlightSlots is how many slots a leader may have proposed and not yet
-	// chosen before it holds new writes back to send them together in the next
-	// slot. Default 2.
+	// chosen. While one is in flight, new writes wait to share the next slot
+	// unless they fill one (1,024 writes or 4 MiB): only full slots overtake.
+	// Default 4.
 	MaxInFlightSlots int
 	// ReadIndexOnly makes every linearizable read take a heartbeat round to a
 	// majority. By default a leader serves them from its store while it holds a
@@ -119,7 +120,7 @@ func (c Config) withDefaults() Config {
 		c.PeerTimeout = time.Second
 	}
 	if c.MaxInFlightSlots == 0 {
-		c.MaxInFlightSlots = 2
+		c.MaxInFlightSlots = 4
 	}
 	if c.SnapshotEverySlots == 0 {
 		c.SnapshotEverySlots = 10_000

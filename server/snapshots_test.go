@@ -715,6 +715,14 @@ func (s noSender) Send(m peer.Message) { s.t.Errorf("a replica alone sent %v to 
 // policy, and waits until it leads.
 func startLoneNode(t *testing.T, dataDir string, policy snapshotPolicy) (*node, *rewriteRecorder, *snapshotFiles) {
 	t.Helper()
+	return startLoneNodeWith(t, dataDir, policy, func(*node) {})
+}
+
+// startLoneNodeWith is startLoneNode with configure run on the node before its
+// loop starts.
+func startLoneNodeWith(t *testing.T, dataDir string, policy snapshotPolicy,
+	configure func(*node)) (*node, *rewriteRecorder, *snapshotFiles) {
+	t.Helper()
 	st := &rewriteRecorder{Store: openStoreT(t, filepath.Join(dataDir, "store"))}
 	durable, err := st.Durable()
 	if err != nil {
@@ -736,6 +744,7 @@ func startLoneNode(t *testing.T, dataDir string, policy snapshotPolicy) (*node, 
 		rewrittenAt:  st.FileSize(),
 		fetcher:      func(uint64) snapshotFetcher { return nil },
 	}
+	configure(n)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.run(ctx) }()

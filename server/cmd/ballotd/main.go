@@ -41,7 +41,7 @@ func run(args []string) int {
 			&cli.StringFlag{Name: "replicas", Value: "replicas.txt", Usage: "replicas file: one `id client-addr peer-addr` line per replica", EnvVars: []string{"BALLOT_REPLICAS"}},
 			&cli.StringFlag{Name: "data", Usage: "data directory for this replica's store", EnvVars: []string{"BALLOT_DATA"}, Required: true},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"BALLOT_LOG_LEVEL"}},
-			&cli.IntFlag{Name: "max-inflight-slots", Value: 2, Usage: "slots a leader may have proposed and not yet chosen before new writes wait to share the next one", EnvVars: []string{"BALLOT_MAX_INFLIGHT_SLOTS"}},
+			&cli.IntFlag{Name: "max-inflight-slots", Value: 4, Usage: "slots a leader may have proposed and not yet chosen; while one is in flight, new writes wait to share the next slot unless they fill one (1,024 writes or 4 MiB)", EnvVars: []string{"BALLOT_MAX_INFLIGHT_SLOTS"}},
 			&cli.BoolFlag{Name: "read-lease", Value: true, Usage: "serve linearizable reads on the leader under a lease (an election timeout after a heartbeat round a majority answered, assuming clocks run within 10 % of each other); false: a heartbeat round for every read", EnvVars: []string{"BALLOT_READ_LEASE"}},
 			&cli.Uint64Flag{Name: "snapshot-every-slots", Value: 10_000, Usage: "snapshot the store and compact the log after this many applied slots", EnvVars: []string{"BALLOT_SNAPSHOT_EVERY_SLOTS"}},
 			&cli.Int64Flag{Name: "snapshot-every-bytes", Value: 64 << 20, Usage: "... or after this many bytes of applied log entries", EnvVars: []string{"BALLOT_SNAPSHOT_EVERY_BYTES"}},

@@ -292,6 +292,11 @@ func (s *Store) SetConfig(data []byte) error {
 		return err
 	}
 	err := s.update("config", func(tx *buntdb.Tx) error {
+		// Open redoes the last Apply's intent when it reaches the applied slot;
+		// one that wrote the configuration would undo this. Open completed it.
+		if _, err := tx.Delete(keyIntent); err != nil && !errors.Is(err, buntdb.ErrNotFound) {
+			return err
+		}
 		_, _, err := tx.Set(keyConfig, string(data), nil)
 		return err
 	})

@@ -129,25 +129,53 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 		if upTo == stageIntent {
 			return results, nil
 		}
-		// 2. The writes themselves, which buntdb puts in the file in random order.
+	}
+	if upTo == stageData {
+		// Only tests stop here: the data of a torn second transaction without
+		// its applied slot.
 		if err := s.update("apply", func(tx *buntdb.Tx) error { return writeChanges(tx, p.changes) }); err != nil {
 			return nil, fmt.Errorf("apply slots %d-%d: %w", first, last, err)
 		}
 		s.userKeys.Add(p.keyDelta())
-	}
-	if upTo < stageDone {
 		return results, nil
 	}
-	// 3. The applied slot, after the writes it covers.
+	// 2. The writes themselves and the applied slot, in one transaction (one
+	// write() to the file), in the random order buntdb gives them. A torn tail
+	// may keep the applied slot and lose some writes: Open redoes the intent of
+	// the last Apply whenever it reaches the applied slot (finishInterruptedApply).
 	err = s.update("apply", func(tx *buntdb.Tx) error {
+		if err := writeChanges(tx, p.changes); err != nil {
+			return err
+		}
 		_, _, err := tx.Set(keyApplied, encodeSlot(last), nil)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apply slots %d-%d: %w", first, last, err)
 	}
+	s.userKeys.Add(p.keyDelta())
 	s.applied.Store(last)
 	return results, nil
+}
+
+// redoChanges performs those of changes the stored state lacks, and returns how
+// many. Writing only what differs keeps a clean Open from growing the file.
+func redoChanges(tx *buntdb.Tx, changes []change) (int, error) {
+	var missing []change
+	for _, c := range changes {
+		v, err := tx.Get(c.key)
+		switch {
+		case errors.Is(err, buntdb.ErrNotFound):
+			if !c.del {
+				missing = append(missing, c)
+			}
+		case err != nil:
+			return 0, err
+		case c.del || v != c.val:
+			missing = append(missing, c)
+		}
+	}
+	return len(missing), writeChanges(tx, missing)
 }
 
 // writeChanges performs an intent's writes. Each is idempotent: doing them again
@@ -167,8 +195,8 @@ func writeChanges(tx *buntdb.Tx, changes []change) error {
 	return nil
 }
 
-// finishInterruptedApply redoes the writes of an Apply that a crash interrupted
-// before it recorded its applied slot, and records it. Called by Open.
+// finishInterruptedApply redoes the writes of an Apply that a crash interrupted,
+// and records its applied slot. Called by Open.
 func (s *Store) finishInterruptedApply() error {
 	var (
 		in      intent
@@ -196,25 +224,39 @@ func (s *Store) finishInterruptedApply() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
-	if !found || in.To <= applied {
+	// The intent is redone when the applied slot is below its end (the data and
+	// applied slot were lost, or torn) or at it (the applied slot survived a tear
+	// that may have lost some writes). Redoing a complete Apply's writes changes
+	// nothing: every later change of those keys is an Apply, which replaces the
+	// intent, and SetConfig removes it. An applied slot past the intent's end
+	// means later Applies (with no writes) completed after it.
+	if !found || in.To < applied {
 		return nil
 	}
-	if in.From != applied+1 {
+	if in.From > applied+1 || in.From > in.To {
 		return fmt.Errorf("open %s: %w: interrupted apply of slots %d-%d does not follow applied slot %d",
 			s.path, ErrCorrupt, in.From, in.To, applied)
 	}
-	if err := s.update("finish apply", func(tx *buntdb.Tx) error { return writeChanges(tx, in.Changes) }); err != nil {
-		return fmt.Errorf("open %s: finish apply of slots %d-%d: %w", s.path, in.From, in.To, err)
-	}
+	wasComplete := in.To == applied
+	repaired := 0
 	err = s.update("finish apply", func(tx *buntdb.Tx) error {
-		_, _, err := tx.Set(keyApplied, encodeSlot(in.To), nil)
+		var err error
+		repaired, err = redoChanges(tx, in.Changes)
+		if err != nil {
+			return err
+		}
+		if !wasComplete {
+			_, _, err = tx.Set(keyApplied, encodeSlot(in.To), nil)
+		}
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("open %s: finish apply of slots %d-%d: %w", s.path, in.From, in.To, err)
 	}
-	s.logger.Info("completed an apply interrupted by a crash", "from", in.From, "to", in.To,
-		"writes", len(in.Changes))
+	if !wasComplete || repaired > 0 {
+		s.logger.Info("completed an apply interrupted by a crash", "from", in.From, "to", in.To,
+			"writes", len(in.Changes), "redone", repaired)
+	}
 	return nil
 }
 

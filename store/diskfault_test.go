@@ -136,11 +136,11 @@ func TestWriteFaultStopsStore(t *testing.T) {
 	}
 }
 
-// TestWriteFaultInsideApply fails Apply's second and third transactions (the data,
-// then the applied slot): memory keeps the old data and applied slot, and Open
-// completes the Apply from its intent, since the entries were chosen.
+// TestWriteFaultInsideApply fails Apply's second transaction (the data with the
+// applied slot): memory keeps the old data and applied slot, and Open completes
+// the Apply from its intent, since the entries were chosen.
 func TestWriteFaultInsideApply(t *testing.T) {
-	for _, ok := range []int64{1, 2} {
+	for _, ok := range []int64{1} {
 		dir := t.TempDir()
 		var armed atomic.Bool
 		s := seedStore(t, dir, diskFaults{write: armedFault(&armed, ok)})
@@ -148,7 +148,7 @@ func TestWriteFaultInsideApply(t *testing.T) {
 		if _, err := s.Apply([]peer.Entry{commandsEntry(t, 3, put(1, 3, "c", "3"))}); !errors.Is(err, ErrDiskFailed) {
 			t.Fatalf("Apply failing after %d transactions: %v", ok, err)
 		}
-		if v, found := get(t, s, "c"); found && ok == 1 {
+		if v, found := get(t, s, "c"); found {
 			t.Errorf("failed data write: c = %q in memory", v)
 		}
 		if s.Applied() != 2 {

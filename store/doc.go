@@ -63,14 +63,18 @@
 //     not at all. A promise and entries saved together may be torn apart, so Durable
 //     reports as promised the highest of the stored promise and every entry's
 //     ballot: accepting at a ballot implies having promised it.
-//   - Apply writes in three transactions. First the intent: one key with the slots
+//   - Apply writes in two transactions. First the intent: one key with the slots
 //     being applied and the final value of every key the call writes (data and
-//     de-duplication records). Then those writes. Then the applied slot. If a crash
-//     leaves the intent but not the applied slot, the writes may be torn in any
-//     way; Open redoes all of them (each is idempotent) and then records the applied
-//     slot, so the data is exactly what the complete Apply would have left. If the
-//     intent itself is lost, nothing after it reached the file and the applied slot
-//     was not advanced: the replica applies those slots again from the log.
+//     de-duplication records). Then those writes and the applied slot, together.
+//     If a crash leaves the intent, the second transaction may be torn in any way,
+//     the applied slot kept or not; Open redoes every write the stored state lacks
+//     (each is idempotent) and records the applied slot, so the data is exactly
+//     what the complete Apply would have left. It does so whenever the intent
+//     reaches the applied slot: only an Apply changes those keys again, and it
+//     replaces the intent (SetConfig, which writes the configuration outside
+//     Apply, deletes it). If the intent itself is lost, nothing after it reached
+//     the file and the applied slot was not advanced: the replica applies those
+//     slots again from the log.
 //   - De-duplication records also carry the position (slot, index in the batch) of
 //     the command they record, and a command applied again at the position its
 //     client's record names is redone with its recorded result. This second line of

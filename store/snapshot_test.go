@@ -522,3 +522,25 @@ func TestApplyConfigAndDropLog(t *testing.T) {
 	}
 	closeT(t, s)
 }
+
+// Open redoes the last Apply's intent when it reaches the applied slot (a torn
+// transaction may have kept the slot and lost writes). A configuration recorded by
+// SetConfig after an Apply that wrote one must survive that: reopening keeps it.
+func TestSetConfigAfterApplyingConfigurationSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	applyT(t, s, commandsEntry(t, 1, put(1, 1, "a", "1")),
+		peer.Entry{Slot: 2, Ballot: peer.Ballot{Round: 1, ID: 1}, Kind: peer.KindConfig, Data: []byte("applied")})
+	if err := s.SetConfig([]byte("recorded")); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, s)
+	s = openT(t, dir)
+	if got, err := s.Config(); err != nil || string(got) != "recorded" {
+		t.Errorf("configuration after reopen: %q, %v; want the one SetConfig recorded", got, err)
+	}
+	if v, _ := get(t, s, "a"); v != "1" || s.Applied() != 2 {
+		t.Errorf("after reopen: a = %q, applied %d; want 1, 2", v, s.Applied())
+	}
+	closeT(t, s)
+}

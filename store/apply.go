@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/tidwall/buntdb"
@@ -91,7 +92,8 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 	first, last := entries[0].Slot, entries[len(entries)-1].Slot
 
 	// Work out every write and result against the current state, then write.
-	p := planner{index: make(map[string]int, 2*total)}
+	p := planner{index: make(map[string]int, 2*total), storedClients: s.clients,
+		clients: make(map[uint64]dedupRecord)}
 	results := make([]Result, 0, total)
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		p.tx = tx
@@ -137,6 +139,7 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 			return nil, fmt.Errorf("apply slots %d-%d: %w", first, last, err)
 		}
 		s.userKeys.Add(p.keyDelta())
+		maps.Copy(s.clients, p.clients)
 		return results, nil
 	}
 	// 2. The writes themselves and the applied slot, in one transaction (one
@@ -154,6 +157,7 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 		return nil, fmt.Errorf("apply slots %d-%d: %w", first, last, err)
 	}
 	s.userKeys.Add(p.keyDelta())
+	maps.Copy(s.clients, p.clients)
 	s.applied.Store(last)
 	return results, nil
 }
@@ -268,6 +272,21 @@ type planner struct {
 	index   map[string]int // key → its position in changes
 	// stored[i] reports whether changes[i].key existed before this Apply.
 	stored []bool
+	// storedClients is the store's de-duplication table (read only here);
+	// clients holds the records this Apply writes, merged into it once they
+	// are in the file.
+	storedClients map[uint64]dedupRecord
+	clients       map[uint64]dedupRecord
+}
+
+// client returns the de-duplication record of client id at this point of the
+// Apply, and what is known of whether its key is stored.
+func (p *planner) client(id uint64) (rec dedupRecord, found bool, ex existence) {
+	if rec, ok := p.clients[id]; ok {
+		return rec, true, unknown // written by this Apply: the key is in p.index
+	}
+	rec, found = p.storedClients[id]
+	return rec, found, known(found, true)
 }
 
 // get returns the value key has at this point of the Apply, and whether that is the
@@ -372,16 +391,12 @@ func (p *planner) command(slot, index uint64, c command.Command) (Result, error)
 	)
 	if c.ClientID != 0 {
 		ckey = clientKey(c.ClientID)
-		v, found, stored, err := p.get(ckey)
-		cex = known(found, stored)
-		if err != nil {
-			return Result{}, err
-		}
+		var (
+			rec   dedupRecord
+			found bool
+		)
+		rec, found, cex = p.client(c.ClientID)
 		if found {
-			rec, err := decodeDedup(v)
-			if err != nil {
-				return Result{}, fmt.Errorf("%w: record %q: %w", ErrCorrupt, ckey, err)
-			}
 			switch {
 			case rec.Slot == slot && rec.Index == index:
 				r.Existed = rec.Existed
@@ -408,6 +423,7 @@ func (p *planner) command(slot, index uint64, c command.Command) (Result, error)
 		if err := p.write(ckey, encodeDedup(rec), false, cex); err != nil {
 			return Result{}, err
 		}
+		p.clients[c.ClientID] = rec
 	}
 	return r, nil
 }

@@ -88,7 +88,9 @@
 // # De-duplication
 //
 // Each command carries (ClientID, Seq). The store keeps, per client, the sequence
-// number, position and result of its last applied command. A command whose sequence
+// number, position and result of its last applied command, in the file and, decoded,
+// in memory (read back by Open and whenever the file is replaced), since every
+// command consults it. A command whose sequence
 // number is not above the recorded one is a duplicate: it changes nothing and, when
 // the numbers are equal, returns the recorded result. ClientID 0 opts out.
 //

@@ -487,6 +487,10 @@ func (s *Store) swapLocked(p swapPlan, db *buntdb.DB, f *os.File) (old *buntdb.D
 	if err != nil {
 		return fail("check the new file: %w", err)
 	}
+	clients, err := readClients(db)
+	if err != nil {
+		return fail("check the new file: %w", err)
+	}
 	if err := f.Sync(); err != nil {
 		return fail("fsync %s: %w", p.tmp, err)
 	}
@@ -499,6 +503,7 @@ func (s *Store) swapLocked(p swapPlan, db *buntdb.DB, f *os.File) (old *buntdb.D
 	old, oldFile = s.db, s.file
 	s.db, s.file = db, f
 	s.setCounters(c)
+	s.clients = clients
 	s.dbMu.Unlock()
 	if dirErr != nil {
 		return old, oldFile, s.fail(p.op, "fsync directory of", dirErr)

@@ -544,3 +544,47 @@ func TestSetConfigAfterApplyingConfigurationSurvivesReopen(t *testing.T) {
 	}
 	closeT(t, s)
 }
+
+// Apply consults a decoded copy of the de-duplication table; installing a
+// snapshot replaces the table with the snapshot's, so a client's later
+// sequence numbers are judged against the snapshot's record, not the old one.
+func TestInstallReplacesDeduplicationTable(t *testing.T) {
+	src := openT(t, t.TempDir())
+	applyT(t, src, commandsEntry(t, 1, put(1, 5, "a", "src")), noopEntry(2), noopEntry(3))
+	info := writeSnapshotT(t, src)
+
+	dst := openT(t, t.TempDir())
+	applyT(t, dst, commandsEntry(t, 1, put(1, 9, "a", "dst")))
+	if _, err := dst.InstallSnapshot(info.Path); err != nil {
+		t.Fatal(err)
+	}
+	res := applyT(t, dst, commandsEntry(t, 4, put(1, 6, "b", "after")))
+	if res[0].Duplicate {
+		t.Errorf("seq 6 of client 1 after installing a snapshot that recorded seq 5: judged a duplicate (of the replaced table's seq 9)")
+	}
+	res = applyT(t, dst, commandsEntry(t, 5, put(1, 6, "b", "retry")))
+	if !res[0].Duplicate || res[0].Slot != 4 {
+		t.Errorf("retry of seq 6: %+v, want a duplicate of slot 4", res[0])
+	}
+	closeT(t, dst)
+	closeT(t, src)
+}
+
+// The table is read back on Open: a retry after a reopen is still a duplicate.
+func TestDeduplicationSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	applyT(t, s, commandsEntry(t, 1, put(7, 3, "k", "v"), remove(8, 1, "k")))
+	closeT(t, s)
+	s = openT(t, dir)
+	res := applyT(t, s, commandsEntry(t, 2, put(7, 3, "k", "again"), remove(8, 1, "k"), put(7, 2, "k", "older")))
+	for i, r := range res {
+		if !r.Duplicate {
+			t.Errorf("command %d after reopen: %+v, want a duplicate", i, r)
+		}
+	}
+	if res[0].Slot != 1 || res[1].Slot != 1 || !res[1].Existed {
+		t.Errorf("duplicates after reopen: %+v; want the recorded slot 1 and results", res)
+	}
+	closeT(t, s)
+}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -98,6 +100,12 @@ type Store struct {
 	beforeSwap func(tmp string) error
 	// faults fail writes and fsyncs on purpose (Options.faults).
 	faults diskFaults
+
+	// clients mirrors the "c/" records, the de-duplication table, decoded: Apply
+	// consults it for every command, and a map lookup costs far less than a
+	// search of buntdb's index. Written by Apply and when the file is loaded or
+	// replaced, always with mu held, and read by Apply only.
+	clients map[uint64]dedupRecord
 
 	// Written with mu held, read without it.
 	applied    atomic.Uint64 // last applied slot
@@ -211,8 +219,40 @@ func (s *Store) load() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
+	clients, err := readClients(s.db)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", s.path, err)
+	}
 	s.setCounters(c)
+	s.clients = clients
 	return nil
+}
+
+// readClients decodes every de-duplication record.
+func readClients(db *buntdb.DB) (map[uint64]dedupRecord, error) {
+	clients := make(map[uint64]dedupRecord)
+	err := db.View(func(tx *buntdb.Tx) error {
+		var bad error
+		err := tx.AscendRange("", prefixClient, endClient, func(key, val string) bool {
+			id, err := strconv.ParseUint(strings.TrimPrefix(key, prefixClient), 10, 64)
+			if err != nil {
+				bad = corruptRecord(key, err)
+				return false
+			}
+			rec, err := decodeDedup(val)
+			if err != nil {
+				bad = corruptRecord(key, err)
+				return false
+			}
+			clients[id] = rec
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("read de-duplication records: %w", err)
+		}
+		return bad
+	})
+	return clients, err
 }
 
 // counters are the figures the store keeps in memory for its readers.

@@ -177,6 +177,12 @@ func (n *node) snapshotReceived(from uint64, info store.SnapshotInfo, err error,
 		n.logger.Warn("snapshot transfer failed; it resumes on the next request", "from", from, "err", err)
 		return
 	}
+	// Entries held back must not be left to apply under a snapshot that
+	// overtakes them.
+	if err := n.applyDeferred(); err != nil {
+		n.fail(err)
+		return
+	}
 	if info.Index <= n.storage.Applied() {
 		n.logger.Info("snapshot transfer outdated by the log; discarded", "slot", info.Index, "applied", n.storage.Applied())
 		_ = os.Remove(info.Path)

@@ -25,7 +25,11 @@
 // so a leader's MsgAccept and MsgExecute requests (never a reply) may be sent while
 // its own entries are still being saved, and its disk and its followers' disks then
 // work at the same time. A leader that crashes before its save completes never
-// reuses its ballot: it campaigns afresh with a higher one.
+// reuses its ballot: it campaigns afresh with a higher one. Step 3 may also come
+// before step 1 for committed entries that are not among Ready.Entries: they were
+// saved by an earlier Ready (or are durable on a majority elsewhere), and applying
+// them first lets a leader answer their writers without waiting for the next
+// slot's fsync.
 //
 // The protocol (Lamport, "Paxos Made Simple", section 3, and "Paxos Made Moderately
 // Complex"): a replica that hears nothing from a leader for a randomised election

@@ -70,3 +70,29 @@ func TestFollowersApplyHeldBackSlotsAtTheNextTick(t *testing.T) {
 		}
 	}
 }
+
+func TestOverlap(t *testing.T) {
+	entries := func(slots ...uint64) []peer.Entry {
+		es := make([]peer.Entry, len(slots))
+		for i, s := range slots {
+			es[i] = peer.Entry{Slot: s}
+		}
+		return es
+	}
+	cases := []struct {
+		committed, saving []peer.Entry
+		want              bool
+	}{
+		{entries(4, 5, 6), entries(7, 8), false},
+		{entries(4, 5, 6), entries(6, 7), true},
+		{entries(4, 5, 6), entries(9, 5), true},
+		{entries(4, 5, 6), entries(2, 3), false},
+		{nil, entries(1), false},
+		{entries(1), nil, false},
+	}
+	for _, c := range cases {
+		if got := overlap(c.committed, c.saving); got != c.want {
+			t.Errorf("overlap(%v, %v) = %v, want %v", c.committed, c.saving, got, c.want)
+		}
+	}
+}

@@ -645,7 +645,7 @@ func (n *node) handleReady() error {
 			n.sender.Send(m)
 		}
 		switch {
-		case appliedFirst:
+		case appliedFirst: // done before the save
 		case n.mayDefer(rd):
 			n.deferred = append(n.deferred, rd.Committed...)
 			if len(n.deferred) >= maxDeferredSlots {
@@ -749,14 +749,7 @@ func (n *node) mayDefer(rd peer.Ready) bool {
 }
 
 // applyDeferred applies the chosen entries held back by mayDefer.
-func (n *node) applyDeferred() error {
-	if len(n.deferred) == 0 {
-		return nil
-	}
-	entries := n.deferred
-	n.deferred = nil
-	return n.apply(entries)
-}
+func (n *node) applyDeferred() error { return n.apply(nil) }
 
 // apply applies chosen entries, after any held back, and answers the writes
 // waiting for them.

@@ -121,12 +121,32 @@ func (r *Replica) ended() bool { return r.endedAt != 0 }
 // configuration, or 0.
 func (r *Replica) Ended() uint64 { return r.endedAt }
 
-// Heartbeat makes a leader send a heartbeat round with its commit point in the
-// next Ready. A leader whose configuration has just ended uses it to tell its
-// followers that the last slot is chosen before it moves on, so they move on
-// from their logs rather than by fetching a snapshot.
-func (r *Replica) Heartbeat() {
-	if r.lead != nil {
-		r.lead.heartbeatDue = true
+// Farewell makes a leader whose configuration has ended (its core is about to be
+// replaced) send a heartbeat round with its commit point in the next Ready, so that
+// its followers learn the last slot is chosen and move on from their logs rather
+// than by fetching a snapshot. Each follower that has not reported every chosen slot is
+// sent, with the commit point, the entries after the chosen prefix it last
+// reported, in the same accept request. A bare heartbeat could overtake the
+// accept request carrying the configuration's last entry (requests travel on
+// several connections), and a follower that lacks the entry cannot learn it is
+// chosen from the commit point alone; a member the new configuration drops hears
+// from nobody after this, so this request is its last chance to learn of it.
+func (r *Replica) Farewell() {
+	l := r.lead
+	if l == nil {
+		return
 	}
+	for _, id := range r.members {
+		p := l.followers[id]
+		if p == nil || p.chosen >= r.chosen {
+			continue
+		}
+		p.next = min(p.next, p.chosen+1)
+		p.paused = false
+		// Every slot the ended configuration will choose is chosen: answers to
+		// earlier requests have nothing left to count, and must not hold
+		// this one back (MaxInflight) or move p.next again.
+		clear(p.inflight)
+	}
+	l.heartbeatDue = true
 }

@@ -134,10 +134,11 @@ func (n *node) adoptStoredConfig() error {
 	}
 	wasLeader := n.core.IsLeader()
 	if wasLeader && n.voting() {
-		// Tell the old configuration's followers that its last slot is chosen
-		// (the commit point travels with heartbeats), so they apply the change
-		// from their logs and move on at once.
-		n.core.Heartbeat()
+		// Tell the old configuration's followers that its last slot is chosen,
+		// with the entries any of them has not reported (Farewell), so they
+		// apply the change and move on at once: a member this change removes
+		// hears from no leader after this.
+		n.core.Farewell()
 		rd := n.core.Ready()
 		for _, m := range rd.Messages {
 			if !m.Type.IsReply() {

@@ -34,3 +34,21 @@ func TestFarewellTeachesAFollowerThatMissedTheLastEntry(t *testing.T) {
 		}
 	}
 }
+
+// A candidate whose requests go unanswered (a member still in the previous
+// configuration turns them away) asks again every heartbeat interval, and so
+// leads well before an election timeout would have let it try again.
+func TestCandidateAsksAgainWhoDidNotAnswer(t *testing.T) {
+	c := newSimCluster(t, 3, 1, func(cfg *Config) { cfg.ElectionTicks, cfg.HeartbeatTicks = 10, 2 })
+	c.replicas[1].Campaign()
+	c.process(1)
+	c.dropWhere(isType(MsgPrepare)) // turned away: no answer reaches the core
+	for i := 0; i < 2*c.cfg.HeartbeatTicks && !c.replicas[1].IsLeader(); i++ {
+		c.tick(1)
+		c.deliverWhere(isType(MsgPrepare, MsgPromise))
+	}
+	if !c.replicas[1].IsLeader() {
+		t.Fatalf("replica 1 does not lead %d ticks after its first requests went unanswered (election timeout %d ticks)",
+			2*c.cfg.HeartbeatTicks, c.cfg.ElectionTicks)
+	}
+}

@@ -64,6 +64,30 @@ func (r *Replica) prepare() {
 	}
 }
 
+// resendCampaign asks again, every heartbeat interval, the members that have not
+// answered the candidacy's current request (the pre-vote or phase 1). A member
+// still in the previous configuration, which has not yet applied the change that
+// started this one, turns the request away without an answer this core sees; the
+// leader of the ended configuration campaigns in the new one at once, so its first
+// requests often arrive that early, and without this it would wait out an
+// election timeout. Asking again at the same ballot is always safe.
+func (r *Replica) resendCampaign() {
+	c := r.cand
+	for _, m := range r.members {
+		if m == r.id {
+			continue
+		}
+		if _, answered := c.promises[m]; answered {
+			continue
+		}
+		if c.probing {
+			r.send(Message{Type: MsgPrepare, To: m, Ballot: c.ballot, Slot: r.chosen + 1, Probe: true})
+		} else {
+			r.send(Message{Type: MsgPrepare, To: m, Ballot: c.ballot, Slot: c.firstSlot})
+		}
+	}
+}
+
 // consider keeps e if it has the highest ballot reported for its slot.
 func (c *candidacy) consider(e Entry) {
 	if cur, ok := c.highest[e.Slot]; !ok || cur.Ballot.Less(e.Ballot) {

@@ -184,6 +184,9 @@ func (r *Replica) Tick() {
 	case leader:
 		r.tickLeader()
 	default:
+		if r.role == candidate && r.cand != nil && r.electionElapsed%r.cfg.HeartbeatTicks == 0 {
+			r.resendCampaign()
+		}
 		if r.electionElapsed >= r.electionTimeout {
 			if r.rebuilding() || r.ended() {
 				// Its own empty acceptor state would count in its phase 1.

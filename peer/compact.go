@@ -122,11 +122,11 @@ func (r *Replica) ended() bool { return r.endedAt != 0 }
 func (r *Replica) Ended() uint64 { return r.endedAt }
 
 // Farewell makes a leader whose configuration has ended (its core is about to be
-// replaced) send a heartbeat round with its commit point in the next Ready, so that
-// its followers learn the last slot is chosen and move on from their logs rather
-// than by fetching a snapshot. Each follower that has not reported every chosen slot is
-// sent, with the commit point, the entries after the chosen prefix it last
-// reported, in the same accept request. A bare heartbeat could overtake the
+// replaced) send a heartbeat round with its commit point in the next Ready, so
+// that its followers learn the last slot is chosen and move on from their logs
+// rather than by fetching a snapshot. Each follower that has not reported every
+// chosen slot is sent, with the commit point, the entries after the chosen prefix
+// it last reported, in the same accept request. A bare heartbeat could overtake the
 // accept request carrying the configuration's last entry (requests travel on
 // several connections), and a follower that lacks the entry cannot learn it is
 // chosen from the commit point alone; a member the new configuration drops hears

@@ -29,7 +29,7 @@ func (r *Replica) campaign() {
 	r.resetElectionTimer()
 	for _, m := range r.members {
 		if m != r.id {
-			r.send(Message{Type: MsgPrepare, To: m, Ballot: b, Slot: r.chosen + 1, Probe: true})
+			r.send(r.campaignRequest(m))
 		}
 	}
 	r.checkCandidacy()
@@ -59,9 +59,19 @@ func (r *Replica) prepare() {
 	}
 	for _, m := range r.members {
 		if m != r.id {
-			r.send(Message{Type: MsgPrepare, To: m, Ballot: b, Slot: r.cand.firstSlot})
+			r.send(r.campaignRequest(m))
 		}
 	}
+}
+
+// campaignRequest is the candidacy's current request to member to: the pre-vote
+// probe, or phase 1 for every slot from the first unchosen one.
+func (r *Replica) campaignRequest(to uint64) Message {
+	c := r.cand
+	if c.probing {
+		return Message{Type: MsgPrepare, To: to, Ballot: c.ballot, Slot: r.chosen + 1, Probe: true}
+	}
+	return Message{Type: MsgPrepare, To: to, Ballot: c.ballot, Slot: c.firstSlot}
 }
 
 // resendCampaign asks again, every heartbeat interval, the members that have not
@@ -80,11 +90,7 @@ func (r *Replica) resendCampaign() {
 		if _, answered := c.promises[m]; answered {
 			continue
 		}
-		if c.probing {
-			r.send(Message{Type: MsgPrepare, To: m, Ballot: c.ballot, Slot: r.chosen + 1, Probe: true})
-		} else {
-			r.send(Message{Type: MsgPrepare, To: m, Ballot: c.ballot, Slot: c.firstSlot})
-		}
+		r.send(r.campaignRequest(m))
 	}
 }
 

@@ -93,7 +93,7 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 
 	// Work out every write and result against the current state, then write.
 	p := planner{index: make(map[string]int, 2*total), storedClients: s.clients,
-		clients: make(map[uint64]dedupRecord)}
+		clients: make(map[uint64]dedupRecord), writers: len(s.clients)}
 	results := make([]Result, 0, total)
 	err := s.db.View(func(tx *buntdb.Tx) error {
 		p.tx = tx
@@ -104,6 +104,11 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 					return fmt.Errorf("slot %d command %d: %w", entries[i].Slot, j, err)
 				}
 				results = append(results, r)
+			}
+			if len(cmds) > 0 {
+				if err := p.evictWriters(s.maxWriters); err != nil {
+					return fmt.Errorf("slot %d: drop de-duplication records: %w", entries[i].Slot, err)
+				}
 			}
 		}
 		return nil
@@ -139,7 +144,7 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 			return nil, fmt.Errorf("apply slots %d-%d: %w", first, last, err)
 		}
 		s.userKeys.Add(p.keyDelta())
-		maps.Copy(s.clients, p.clients)
+		s.mergeWriters(&p)
 		return results, nil
 	}
 	// 2. The writes themselves and the applied slot, in one transaction (one
@@ -157,9 +162,21 @@ func (s *Store) apply(entries []peer.Entry, upTo applyStage) ([]Result, error) {
 		return nil, fmt.Errorf("apply slots %d-%d: %w", first, last, err)
 	}
 	s.userKeys.Add(p.keyDelta())
-	maps.Copy(s.clients, p.clients)
+	s.mergeWriters(&p)
 	s.applied.Store(last)
+	if p.evictions > 0 {
+		s.logger.Info("dropped the de-duplication records of the writers silent longest",
+			"records", p.evictions, "kept", len(s.clients), "limit", s.maxWriters, "slot", last)
+	}
 	return results, nil
+}
+
+// mergeWriters brings the table up to date with what p wrote to the file.
+func (s *Store) mergeWriters(p *planner) {
+	for id := range p.evicted {
+		delete(s.clients, id)
+	}
+	maps.Copy(s.clients, p.clients) // a writer dropped and back again is in p.clients
 }
 
 // redoChanges performs those of changes the stored state lacks, and returns how
@@ -277,6 +294,12 @@ type planner struct {
 	// are in the file.
 	storedClients map[uint64]dedupRecord
 	clients       map[uint64]dedupRecord
+	// evicted holds the writers whose records this Apply deletes (see
+	// evictWriters); writers counts the records the table holds as planned so
+	// far, and evictions how many were dropped.
+	evicted   map[uint64]bool
+	writers   int
+	evictions int
 }
 
 // client returns the de-duplication record of client id at this point of the
@@ -284,6 +307,9 @@ type planner struct {
 func (p *planner) client(id uint64) (rec dedupRecord, found bool, ex existence) {
 	if rec, ok := p.clients[id]; ok {
 		return rec, true, unknown // written by this Apply: the key is in p.index
+	}
+	if p.evicted[id] {
+		return dedupRecord{}, false, unknown // deleted by this Apply: in p.index
 	}
 	rec, found = p.storedClients[id]
 	return rec, found, known(found, true)
@@ -386,17 +412,15 @@ func (p *planner) command(slot, index uint64, c command.Command) (Result, error)
 	r := Result{ClientID: c.ClientID, Seq: c.Seq, Slot: slot, Op: c.Op, Key: c.Key}
 	dkey := dataKey(c.Key)
 	var (
-		ckey string
-		cex  existence
+		ckey   string
+		cex    existence
+		cfound bool
 	)
 	if c.ClientID != 0 {
 		ckey = clientKey(c.ClientID)
-		var (
-			rec   dedupRecord
-			found bool
-		)
-		rec, found, cex = p.client(c.ClientID)
-		if found {
+		var rec dedupRecord
+		rec, cfound, cex = p.client(c.ClientID)
+		if cfound {
 			switch {
 			case rec.Slot == slot && rec.Index == index:
 				r.Existed = rec.Existed
@@ -422,6 +446,9 @@ func (p *planner) command(slot, index uint64, c command.Command) (Result, error)
 		rec := dedupRecord{Seq: c.Seq, Slot: slot, Index: index, Existed: existed}
 		if err := p.write(ckey, encodeDedup(rec), false, cex); err != nil {
 			return Result{}, err
+		}
+		if !cfound {
+			p.writers++
 		}
 		p.clients[c.ClientID] = rec
 	}

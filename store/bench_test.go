@@ -69,6 +69,43 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyNewWriters is BenchmarkApply with a new client id for every
+// command, as from short-lived clients, against a full de-duplication table: every
+// MaxWriters/10 commands an Apply drops the records of the writers silent longest,
+// and the time per call includes that eviction's share.
+func BenchmarkApplyNewWriters(b *testing.B) {
+	s := openT(b, b.TempDir())
+	const perSlot, keys = 64, 4096
+	value := make([]byte, 100)
+	cmds := make([]command.Command, perSlot)
+	writer, slot := uint64(0), uint64(0)
+	apply := func() {
+		slot++
+		for j := range cmds {
+			writer++
+			cmds[j] = command.Command{ClientID: writer, Seq: 1, Op: command.OpPut,
+				Key: fmt.Sprintf("key-%06d", int(writer)%keys), Value: value}
+		}
+		data, err := command.EncodeBatch(cmds)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Apply([]peer.Entry{{Slot: slot, Kind: peer.KindCommands, Data: data}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for writer < MaxWriters {
+		apply()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		apply()
+	}
+	if n := len(s.clients); n > MaxWriters {
+		b.Fatalf("%d writers in the table, over MaxWriters", n)
+	}
+}
+
 // fillKeys applies puts of n distinct keys with 100-byte values, 1000 per slot, each
 // key written `writes` times (later rounds overwrite), by 64 clients.
 func fillKeys(b *testing.B, s *Store, n, writes int) {

@@ -13,6 +13,9 @@
 // slot, the slot up to which the log was compacted and the redo record of the last
 // Apply. Values are compact binary (uvarints); keys and values may hold any bytes.
 //
+// The de-duplication table holds at most MaxWriters records: Apply drops those of
+// the writers silent longest, at the same slot on every replica (see MaxWriters).
+//
 // # Durability
 //
 // buntdb runs with SyncPolicy Never and automatic shrinking off (a shrink rewrites

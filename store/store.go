@@ -63,6 +63,8 @@ type Options struct {
 	// faults make the file fail on purpose (tests, and binaries built with the
 	// ballotfaults tag); the zero value injects nothing.
 	faults diskFaults
+	// maxWriters replaces MaxWriters in tests; 0 means MaxWriters.
+	maxWriters int
 }
 
 // Store is a replica's durable state in one buntdb file. All methods are safe for
@@ -100,6 +102,8 @@ type Store struct {
 	beforeSwap func(tmp string) error
 	// faults fail writes and fsyncs on purpose (Options.faults).
 	faults diskFaults
+	// maxWriters bounds the de-duplication table (MaxWriters but in tests).
+	maxWriters int
 
 	// clients mirrors the "c/" records, the de-duplication table, decoded: Apply
 	// consults it for every command, and a map lookup costs far less than a
@@ -175,7 +179,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		logger.Info("cut NUL bytes after the last record", "bytes", sizeBefore-nulTail)
 	}
-	s := &Store{path: path, logger: logger, db: db, file: f, faults: opts.faults}
+	s := &Store{path: path, logger: logger, db: db, file: f, faults: opts.faults, maxWriters: opts.maxWriters}
+	if s.maxWriters <= 0 {
+		s.maxWriters = MaxWriters
+	}
 	if err := s.load(); err != nil {
 		_ = s.Close()
 		return nil, err

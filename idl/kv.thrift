@@ -10,8 +10,9 @@
  * the same pair after a timeout or Unavailable is answered, never applied twice.
  * A client_id must have at most one write outstanding at a time, and its seq must
  * grow by one with every new write (retries reuse the seq). The cluster remembers
- * the 100,000 client_ids that wrote most recently: one silent while about 10,000
- * newer ones wrote is forgotten, and a retry of its last write is then applied again.
+ * at most 100,000 client_ids, those that wrote most recently: one is forgotten only
+ * once at least 90,000 others have written since its last write, and a retry of
+ * that write is then applied again.
  */
 namespace go kvapi
 namespace py ballot.kv

@@ -13,9 +13,9 @@ import (
 // When a slot leaves more records than this, the records of the writers whose last
 // write is oldest are dropped, down to nine tenths of the bound, so that the
 // ordering runs once per tenth of the bound of new writers rather than at every
-// slot. A dropped writer has to have been silent while about 10,000 others wrote;
-// if it then retries its last write, that write is applied again (the guarantee is
-// the same as for client id 0). Every replica drops the same records at the same
+// slot. A writer is dropped only once at least nine tenths of the bound of other
+// writers have written since its last write; if it then retries that write, the
+// write is applied again (the guarantee is the same as for client id 0). Every replica drops the same records at the same
 // slot: which records go depends only on the table and the slot's commands, never
 // on how the chosen slots are grouped into Apply calls, so the bound is part of the
 // replicated state machine and must be the same on every replica.

@@ -65,6 +65,10 @@ func startScripted(t testing.TB) *scriptedReplica {
 		thrift.NewTFramedTransportFactoryConf(thrift.NewTTransportFactory(), cfg),
 		thrift.NewTBinaryProtocolFactoryConf(cfg),
 	)
+	// AcceptLoop, unlike Serve, leaves the server's log context unset, and the
+	// server dereferences it when a connection ends with an error (a client
+	// that drops mid-request): set it, or that panics the test binary.
+	s.server.SetLogContext(context.Background())
 	go func() {
 		defer close(s.served)
 		s.server.AcceptLoop()

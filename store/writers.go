@@ -15,17 +15,18 @@ import (
 // ordering runs once per tenth of the bound of new writers rather than at every
 // slot. A writer is dropped only once at least nine tenths of the bound of other
 // writers have written since its last write; if it then retries that write, the
-// write is applied again (the guarantee is the same as for client id 0). Every replica drops the same records at the same
-// slot: which records go depends only on the table and the slot's commands, never
-// on how the chosen slots are grouped into Apply calls, so the bound is part of the
-// replicated state machine and must be the same on every replica.
+// write is applied again (the guarantee is the same as for client id 0). Every
+// replica drops the same records at the same slot: which records go depends only
+// on the table and the slot's commands, never on how the chosen slots are grouped
+// into Apply calls, so the bound is part of the replicated state machine and must
+// be the same on every replica.
 const MaxWriters = 100_000
 
 // writersAfterEviction is how many records an eviction keeps.
 func writersAfterEviction(limit int) int { return limit - limit/10 }
 
-// writerAge orders records for eviction: oldest last write first, and by id
-// between records of the same position (which only a replayed write can share).
+// writerAge orders records for eviction: oldest last write first. No two records
+// hold the same position (slot, index); the id only makes the order total.
 type writerAge struct {
 	id   uint64
 	slot uint64

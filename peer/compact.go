@@ -136,6 +136,10 @@ func (r *Replica) Farewell() {
 	if l == nil {
 		return
 	}
+	l.farewell = true
+	if r.cfg.Thrifty {
+		r.pickActive()
+	}
 	for _, id := range r.members {
 		p := l.followers[id]
 		if p == nil || p.chosen >= r.chosen {

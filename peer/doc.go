@@ -38,7 +38,8 @@
 // majority it leads: it re-proposes, for each open slot, the value with the highest
 // ballot any promise reported, fills the remaining holes with no-ops, and then puts
 // new commands in fresh slots. Phase 2 (accept/accepted) chooses a slot once a
-// majority has accepted it at the leader's ballot. Chosen slots reach the followers
+// majority has accepted it at the leader's ballot; a thrifty leader (Config.Thrifty)
+// asks only that majority, and brings the other followers the chosen entries. Chosen slots reach the followers
 // through the commit point carried by every accept and heartbeat, and through execute
 // messages carrying the chosen entries a follower lacks.
 package peer

@@ -19,6 +19,10 @@ type progress struct {
 	paused    bool // the last request failed: send heartbeats only until one succeeds
 	heardAt   int  // leader tick of the last answer at our ballot
 	acked     uint64
+	// passive (Config.Thrifty): the follower gets heartbeats and, at most once a
+	// tick (execTicked), the chosen entries it lacks, but no accept requests.
+	passive    bool
+	execTicked bool
 }
 
 // pendingRead is a linearizable read waiting for a heartbeat round to confirm
@@ -43,6 +47,7 @@ type leadership struct {
 	lastBeat     int
 	reads        []pendingRead
 	stopAt       uint64 // slot of the configuration entry this leader proposed; nothing after it
+	farewell     bool   // Farewell was called: every follower gets every accept
 }
 
 func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {
@@ -76,11 +81,17 @@ func (l *leadership) readRoundWanted() bool {
 	return unassigned
 }
 
-func (l *leadership) needsFlush() bool {
+func (l *leadership) needsFlush(chosen uint64) bool {
 	if l.heartbeatDue || l.readRoundWanted() {
 		return true
 	}
 	for _, p := range l.followers {
+		if p.passive {
+			if !p.executing && !p.execTicked && p.chosen < chosen {
+				return true
+			}
+			continue
+		}
 		if !p.paused && p.next < l.nextSlot && len(p.inflight) < l.maxInflight {
 			return true
 		}
@@ -100,6 +111,9 @@ func (r *Replica) flushLeader() {
 		l.heartbeatDue = false
 		return
 	}
+	if r.cfg.Thrifty {
+		r.pickActive()
+	}
 	// Every round numbered from here on was sent after the reads now waiting
 	// arrived, so an answer to any of them confirms leadership for those reads.
 	firstRound := l.roundTrip + 1
@@ -108,6 +122,13 @@ func (r *Replica) flushLeader() {
 	for _, id := range r.members {
 		p := l.followers[id]
 		if p == nil {
+			continue
+		}
+		if p.passive {
+			r.sendExecute(id, p)
+			if beat {
+				r.sendAccept(id, p) // a bare heartbeat
+			}
 			continue
 		}
 		sent := false
@@ -133,8 +154,56 @@ func (r *Replica) flushLeader() {
 	}
 }
 
+// pickActive chooses, for a thrifty leader, the followers that get accept
+// requests: as many as a majority needs besides the leader, keeping those already
+// chosen while they answer, then taking others in member order. A follower that
+// failed its last request or left one unanswered for ThriftyStaleTicks is passed
+// over. Every follower is active when too few answer, while a configuration
+// change is under way, or when there are no more followers than needed.
+func (r *Replica) pickActive() {
+	l := r.lead
+	need := r.quorumSize() - 1
+	answers := func(p *progress) bool {
+		if p.paused {
+			return false
+		}
+		for _, req := range p.inflight {
+			if l.ticks-req.sentAt >= r.cfg.ThriftyStaleTicks {
+				return false
+			}
+		}
+		return true
+	}
+	var pick quorum
+	if !l.farewell && l.stopAt == 0 && need < len(l.followers) {
+		for _, wasPassive := range []bool{false, true} {
+			for _, id := range r.members {
+				p := l.followers[id]
+				if p != nil && p.passive == wasPassive && pick.count() < need && answers(p) {
+					pick.add(r.pos[id])
+				}
+			}
+		}
+	}
+	all := pick.count() < need
+	for _, id := range r.members {
+		p := l.followers[id]
+		if p == nil {
+			continue
+		}
+		active := all || pick.has(r.pos[id])
+		if active && p.passive {
+			// The slots it lacks up to the chosen prefix come by execute.
+			p.passive = false
+			p.next = max(p.next, r.chosen+1)
+		} else if !active && !p.passive {
+			p.passive = true
+		}
+	}
+}
+
 // sendAccept sends follower id the entries from p.next on (as many as one message
-// may carry), or a bare heartbeat when it has all of them.
+// may carry), or a bare heartbeat when it has all of them or is passive.
 func (r *Replica) sendAccept(id uint64, p *progress) {
 	l := r.lead
 	if p.next <= r.compacted {
@@ -146,7 +215,7 @@ func (r *Replica) sendAccept(id uint64, p *progress) {
 	m := Message{Type: MsgAccept, To: id, Ballot: l.ballot, Commit: r.chosen, RoundTrip: l.roundTrip}
 	first := p.next
 	bytes := 0
-	for s := p.next; s < l.nextSlot && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
+	for s := p.next; !p.passive && s < l.nextSlot && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
 		le, ok := r.log[s]
 		if !ok {
 			break
@@ -207,12 +276,14 @@ func (r *Replica) handleAccepted(m Message) {
 }
 
 // sendExecute sends a follower the chosen entries after its chosen prefix, one
-// message at a time, until it has them all.
+// message at a time, until it has them all; a passive follower at most one
+// message a tick, so that it saves the slots chosen meanwhile with one fsync.
 func (r *Replica) sendExecute(id uint64, p *progress) {
 	l := r.lead
-	if p.executing || p.chosen >= r.chosen {
+	if p.executing || p.chosen >= r.chosen || (p.passive && p.execTicked) {
 		return
 	}
+	p.execTicked = true
 	m := Message{Type: MsgExecute, To: id, Ballot: l.ballot, Commit: r.chosen}
 	if p.chosen < r.compacted {
 		// The slots it lacks are compacted here: tell it to fetch a snapshot,
@@ -286,6 +357,9 @@ func (r *Replica) handleUnreachable(m Message) {
 		}
 	}
 	p.paused = true
+	if r.cfg.Thrifty && !p.passive {
+		r.pickActive()
+	}
 }
 
 // tickLeader sends heartbeats, resends what got no answer, and steps down when a
@@ -310,6 +384,10 @@ func (r *Replica) tickLeader() {
 		if p.executing && l.ticks-p.execAt > expiry {
 			p.executing = false
 		}
+		p.execTicked = false
+	}
+	if r.cfg.Thrifty {
+		r.pickActive()
 	}
 	heard := 1
 	for _, p := range l.followers {

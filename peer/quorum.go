@@ -9,6 +9,8 @@ type quorum struct {
 
 func (q *quorum) add(pos int) { q.votes |= 1 << uint(pos) }
 
+func (q quorum) has(pos int) bool { return q.votes&(1<<uint(pos)) != 0 }
+
 func (q quorum) count() int { return bits.OnesCount64(q.votes) }
 
 // majority is the size of the smallest majority of n members: any two majorities

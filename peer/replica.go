@@ -274,7 +274,7 @@ func (r *Replica) Step(m Message) {
 
 // HasReady reports whether Ready would return any work.
 func (r *Replica) HasReady() bool {
-	if r.lead != nil && r.lead.needsFlush() {
+	if r.lead != nil && r.lead.needsFlush(r.chosen) {
 		return true
 	}
 	return r.savePromised || len(r.unsaved) > 0 || len(r.msgs) > 0 ||

@@ -36,6 +36,12 @@ type Config struct {
 	// unless they fill one (1,024 writes or 4 MiB): only full slots overtake.
 	// Default 4.
 	MaxInFlightSlots int
+	// AcceptsToAll makes a leader send every accept request to every follower.
+	// By default it sends each slot only to as many followers as a majority
+	// needs besides itself, the others learning chosen slots from execute
+	// requests a tick at a time (peer.Config.Thrifty), which saves an fsync per
+	// slot on every other follower.
+	AcceptsToAll bool
 	// ReadIndexOnly makes every linearizable read take a heartbeat round to a
 	// majority. By default a leader serves them from its store while it holds a
 	// lease: for an election timeout (less a 10 % bound on how much faster one

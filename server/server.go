@@ -320,6 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// Always, leases or not: a replica restarted in a cluster where any
 		// leader serves leased reads must not help elect another too soon.
 		HoldVotesAfterStart: true,
+		Thrifty:             !cfg.AcceptsToAll,
 		Seed:                seed(),
 		Logger:              cfg.Logger,
 	}

@@ -35,6 +35,26 @@ func (r *Replica) Compact(upTo uint64) error {
 	return nil
 }
 
+// CompactionPoint is the slot up to which the log may be compacted below a
+// snapshot taken at index so as to keep the slots nearest index: at most
+// maxSlots of them, and no more of them than fit in maxBytes of entry data (a
+// slot bigger than maxBytes alone is not kept). Compact is the caller's to call.
+func (r *Replica) CompactionPoint(index, maxSlots uint64, maxBytes int64) uint64 {
+	floor := index - min(index, maxSlots)
+	var bytes int64
+	for s := index; s > floor; s-- {
+		le, ok := r.log[s]
+		if !ok {
+			return s // compacted already, or never held here
+		}
+		bytes += int64(len(le.Data))
+		if bytes > maxBytes {
+			return s
+		}
+	}
+	return floor
+}
+
 // Compacted returns the slot up to which the log has been compacted.
 func (r *Replica) Compacted() uint64 { return r.compacted }
 

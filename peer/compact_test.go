@@ -183,3 +183,39 @@ func TestConfigurationEndsProposals(t *testing.T) {
 	}
 	r.Advance(rd)
 }
+
+// The compaction point keeps the slots nearest the snapshot, as many as both
+// bounds allow.
+func TestCompactionPoint(t *testing.T) {
+	var entries []Entry
+	for s := uint64(1); s <= 10; s++ {
+		entries = append(entries, Entry{Slot: s, Ballot: Ballot{1, 1}, Kind: KindCommands, Data: make([]byte, 100)})
+	}
+	r, err := New(Config{ID: 1, Members: []uint64{1, 2, 3}}, Durable{Entries: entries, Applied: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		index, slots uint64
+		bytes        int64
+		want         uint64
+	}{
+		{10, 3, 1 << 20, 7},   // the slot bound
+		{10, 100, 1 << 20, 0}, // more slots than the log holds
+		{10, 100, 250, 8},     // 2 slots of 100 bytes fit in 250, not 3
+		{10, 100, 200, 8},     // exactly 2
+		{10, 100, 99, 10},     // not even the snapshot's own slot
+		{10, 0, 1 << 20, 10},  // keep nothing
+		{6, 3, 1 << 20, 3},    // a snapshot below the applied slot
+	} {
+		if got := r.CompactionPoint(c.index, c.slots, c.bytes); got != c.want {
+			t.Errorf("CompactionPoint(%d, %d slots, %d bytes) = %d, want %d", c.index, c.slots, c.bytes, got, c.want)
+		}
+	}
+	if err := r.Compact(5); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.CompactionPoint(10, 100, 1<<20); got != 5 {
+		t.Errorf("after compacting to 5: CompactionPoint = %d, want 5", got)
+	}
+}

@@ -53,7 +53,7 @@ func TestNextBatch(t *testing.T) {
 // However many large writes arrive together, no slot holds more than the slot
 // limit, and every write still gets its own result.
 func TestSlotsStayWithinTheirLimit(t *testing.T) {
-	policy := snapshotPolicy{everySlots: 1000, everyBytes: 1 << 30, retainSlots: 10, rewriteBytes: 1 << 30}
+	policy := snapshotPolicy{everySlots: 1000, everyBytes: 1 << 30, retainSlots: 10, retainBytes: 1 << 30, rewriteBytes: 1 << 30}
 	n, _, _ := startLoneNodeWith(t, t.TempDir(), policy, func(n *node) {
 		n.slotLimit = slotLimit{commands: 1024, bytes: 40 << 10}
 	})

@@ -15,7 +15,8 @@ import (
 type snapshotPolicy struct {
 	everySlots   uint64 // take a snapshot after this many applied slots...
 	everyBytes   int64  // ...or this many bytes of applied log entries
-	retainSlots  uint64 // log slots kept below the snapshot, for followers slightly behind
+	retainSlots  uint64 // log slots kept below the snapshot, for followers slightly behind...
+	retainBytes  int64  // ...as long as their entries hold no more than this
 	rewriteBytes int64  // rewrite the store file once it exceeds this and twice its last rewritten size
 }
 
@@ -79,8 +80,9 @@ func (n *node) snapshotNow() {
 	}()
 }
 
-// snapshotTaken compacts the log up to retainSlots below a snapshot just written,
-// and rewrites the store file if it has grown enough.
+// snapshotTaken compacts the log up to retainSlots (or retainBytes of entries)
+// below a snapshot just written, and rewrites the store file if it has grown
+// enough.
 func (n *node) snapshotTaken(info store.SnapshotInfo, err error, took time.Duration) {
 	c := n.compact
 	c.taking = false
@@ -103,7 +105,7 @@ func (n *node) snapshotTaken(info store.SnapshotInfo, err error, took time.Durat
 	c.bytesSince = 0
 	n.logger.Info("snapshot taken", "slot", info.Index, "keys", info.Keys, "bytes", info.Size,
 		"took", took.Round(time.Millisecond))
-	n.compactLog(info.Index - min(info.Index, c.policy.retainSlots))
+	n.compactLog(n.core.CompactionPoint(info.Index, c.policy.retainSlots, c.policy.retainBytes))
 }
 
 // compactLog drops the log up to upTo, on disk and in the core.

@@ -57,6 +57,10 @@ type Config struct {
 	// follower slightly behind catches up from the log rather than by a transfer.
 	// Default 1,000; negative values are refused.
 	SnapshotRetainSlots uint64
+	// SnapshotRetainBytes bounds the slots kept below a snapshot by the size of
+	// their entries: with big values a thousand slots can hold hundreds of MiB,
+	// which every rewrite of the store file would copy. Default 16 MiB.
+	SnapshotRetainBytes int64
 	// RewriteMinBytes: the store file is rewritten (to drop the history buntdb
 	// appends) once it is larger than this and than twice its size after the last
 	// rewrite. Default 64 MiB.
@@ -137,6 +141,9 @@ func (c Config) withDefaults() Config {
 	if c.SnapshotRetainSlots == 0 {
 		c.SnapshotRetainSlots = 1_000
 	}
+	if c.SnapshotRetainBytes == 0 {
+		c.SnapshotRetainBytes = 16 << 20
+	}
 	if c.RewriteMinBytes == 0 {
 		c.RewriteMinBytes = 64 << 20
 	}
@@ -158,6 +165,8 @@ func (c Config) Validate() error {
 	case c.Tick < 0 || c.RequestTimeout < 0 || c.PeerTimeout < 0 || c.MaxInFlightSlots < 0 ||
 		c.SnapshotEveryBytes < 0 || c.RewriteMinBytes < 0:
 		return fmt.Errorf("durations must not be negative")
+	case c.SnapshotRetainBytes < 0:
+		return fmt.Errorf("--snapshot-retain-bytes %d is negative", c.SnapshotRetainBytes)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("--idle-timeout %v is negative", c.IdleTimeout)
 	case c.ReadTimeout < 0:

@@ -112,7 +112,7 @@ func TestStorageFailureAnswersWaitingClients(t *testing.T) {
 // failure, and tries again only after the back-off; once the directory is back,
 // the next try succeeds.
 func TestSnapshotFailureIsRetriedLater(t *testing.T) {
-	policy := snapshotPolicy{everySlots: 1, everyBytes: 1 << 30, retainSlots: 1, rewriteBytes: 1 << 30}
+	policy := snapshotPolicy{everySlots: 1, everyBytes: 1 << 30, retainSlots: 1, retainBytes: 1 << 30, rewriteBytes: 1 << 30}
 	dir := t.TempDir()
 	n, _, files := startLoneNode(t, dir, policy)
 	put := func(i int) {

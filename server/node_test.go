@@ -14,7 +14,7 @@ import (
 // no (client id, seq) to match their result by; each still gets its own result,
 // several at once too, including two to the same key.
 func TestWritesWithoutClientID(t *testing.T) {
-	policy := snapshotPolicy{everySlots: 1000, everyBytes: 1 << 30, retainSlots: 10, rewriteBytes: 1 << 30}
+	policy := snapshotPolicy{everySlots: 1000, everyBytes: 1 << 30, retainSlots: 10, retainBytes: 1 << 30, rewriteBytes: 1 << 30}
 	n, _, _ := startLoneNode(t, t.TempDir(), policy)
 	put := func(key string) (store.Result, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -350,6 +350,7 @@ func Run(ctx context.Context, cfg Config) error {
 			everySlots:   cfg.SnapshotEverySlots,
 			everyBytes:   cfg.SnapshotEveryBytes,
 			retainSlots:  cfg.SnapshotRetainSlots,
+			retainBytes:  cfg.SnapshotRetainBytes,
 			rewriteBytes: cfg.RewriteMinBytes,
 		},
 		files:        snaps,

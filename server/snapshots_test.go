@@ -794,7 +794,7 @@ func settle(t *testing.T, n *node) {
 // snapshots, compacts its log to a few slots below the latest, and rewrites its
 // store file once it has grown, so the log and the file stay small.
 func TestCompactionPolicy(t *testing.T) {
-	policy := snapshotPolicy{everySlots: 5, everyBytes: 1 << 30, retainSlots: 2, rewriteBytes: 32 << 10}
+	policy := snapshotPolicy{everySlots: 5, everyBytes: 1 << 30, retainSlots: 2, retainBytes: 1 << 30, rewriteBytes: 32 << 10}
 	dataDir := t.TempDir()
 	n, st, files := startLoneNode(t, dataDir, policy)
 	value := bytes.Repeat([]byte("v"), 1<<10)
@@ -854,6 +854,34 @@ func TestCompactionPolicy(t *testing.T) {
 		if i > 0 && rw[0] < 2*rewrites[i-1][1] {
 			t.Errorf("rewrite from %d bytes, less than twice the %d bytes the one before left", rw[0], rewrites[i-1][1])
 		}
+	}
+}
+
+// With big entries the log kept below a snapshot is bounded by its bytes, not
+// only by its slots: each rewrite of the store file copies it.
+func TestCompactionKeepsNoMoreThanRetainBytes(t *testing.T) {
+	const slotBytes = 1 << 10
+	policy := snapshotPolicy{everySlots: 5, everyBytes: 1 << 30, retainSlots: 50, retainBytes: 3*slotBytes + slotBytes/2,
+		rewriteBytes: 1 << 30}
+	n, st, files := startLoneNode(t, t.TempDir(), policy)
+	value := bytes.Repeat([]byte("v"), slotBytes)
+	for writes := 1; files.Latest().Index < 20; writes++ {
+		if writes > 200 {
+			t.Fatalf("no snapshot past slot 20 after %d writes (latest %+v)", writes, files.Latest())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := n.propose(ctx, command.Command{ClientID: 9, Seq: uint64(writes), Op: command.OpPut,
+			Key: fmt.Sprintf("k%d", writes%4), Value: value})
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d: %v", writes, err)
+		}
+		settle(t, n)
+	}
+	// Each slot carries one command of a little more than slotBytes: three fit
+	// in retainBytes, four do not, and fifty would by the slot bound alone.
+	if kept := files.Latest().Index - st.Compacted(); kept != 3 {
+		t.Errorf("compacted to %d below snapshot %d: %d slots kept, want 3", st.Compacted(), files.Latest().Index, kept)
 	}
 }
 

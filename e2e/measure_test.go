@@ -151,6 +151,89 @@ func TestMeasureReadLatency(t *testing.T) {
 	}
 }
 
+// TestMeasureFollowerPause reports what stopping one follower of three (SIGSTOP,
+// for a second) costs a writer: the longest put that began while it was stopped,
+// against the longest before. A thrifty leader sends each slot to one follower;
+// when that one stops answering it moves to the other.
+func TestMeasureFollowerPause(t *testing.T) {
+	measure(t)
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	cl := c.client(5*time.Second, leader)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	type sample struct {
+		at, took time.Duration
+	}
+	var (
+		mu      sync.Mutex
+		samples []sample
+		failed  int
+	)
+	begin := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 1_000_000 && ctx.Err() == nil; i++ {
+			at := time.Since(begin)
+			_, err := cl.Put(ctx, "pause", fmt.Appendf(nil, "%d", i))
+			mu.Lock()
+			samples = append(samples, sample{at, time.Since(begin) - at})
+			if err != nil && ctx.Err() == nil {
+				failed++
+			}
+			mu.Unlock()
+		}
+	}()
+	longest := func(from, to time.Duration) (time.Duration, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		var worst time.Duration
+		n := 0
+		for _, s := range samples {
+			if s.at >= from && s.at < to {
+				worst = max(worst, s.took)
+				n++
+			}
+		}
+		return worst, n
+	}
+	const window = time.Second
+	time.Sleep(window) // the baseline: a measured period, not a wait for a condition
+	base, baseN := longest(0, window)
+	t.Logf("no follower stopped: longest of %d puts %s", baseN, base.Round(time.Microsecond))
+	for _, f := range others(c.ids(), leader) {
+		from := time.Since(begin)
+		c.pause(f)
+		time.Sleep(window) // the measured period with the follower stopped
+		c.resume(f)
+		worst, n := longest(from, time.Since(begin))
+		t.Logf("follower %d stopped for %s: longest of %d puts %s", f, window, n, worst.Round(time.Microsecond))
+		// Writes go on: wait until the follower has applied what the leader
+		// had when it woke, not for every replica to stand at one slot.
+		target, err := rawStatus(c.rep(leader).clientAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, fmt.Sprintf("follower %d to apply slot %d", f, target.Applied), func() error {
+			st, err := rawStatus(c.rep(f).clientAddr)
+			if err != nil {
+				return err
+			}
+			if st.Applied < target.Applied {
+				return fmt.Errorf("applied %d", st.Applied)
+			}
+			return nil
+		})
+	}
+	cancel()
+	<-done
+	if failed > 0 {
+		t.Errorf("%d puts failed", failed)
+	}
+}
+
 func roundAll(ds []time.Duration) []time.Duration {
 	out := make([]time.Duration, len(ds))
 	for i, d := range ds {

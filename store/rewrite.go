@@ -85,9 +85,10 @@ func (s *Store) Rewrite() error {
 		return fmt.Errorf("rewrite %s: %w", s.path, err)
 	}
 	err = s.swap(swapPlan{
-		op:     "rewrite",
-		tmp:    tmp,
-		offset: offset,
+		op:      "rewrite",
+		tmp:     tmp,
+		offset:  offset,
+		inSteps: true,
 		replay: func(tx *buntdb.Tx, ops []tailOp) error {
 			for _, op := range ops {
 				if err := op.do(tx); err != nil {
@@ -411,6 +412,9 @@ type swapPlan struct {
 	// replay writes to the new file, in one transaction, what the store's file
 	// gained after the capture.
 	replay func(tx *buntdb.Tx, ops []tailOp) error
+	// inSteps: replay may be called again with the writes after those of its
+	// last call, which lets swap catch up with most of them before it takes mu.
+	inSteps bool
 	// counters reads the new file's counters; an error abandons the rewrite.
 	counters func(db *buntdb.DB) (counters, error)
 }
@@ -448,6 +452,20 @@ func (s *Store) swap(p swapPlan) error {
 			return fail(err)
 		}
 	}
+	if p.inSteps {
+		// Under load the store's file gains megabytes while the new file is
+		// built; replaying them and syncing the new file with mu held would
+		// stop every writer for as long (tens of milliseconds measured). Most
+		// of it is done here, and swapLocked catches up with the rest.
+		if p.offset, err = s.catchUp(p, db, f); err != nil {
+			return fail(err)
+		}
+		if s.afterCatchUp != nil {
+			if err := s.afterCatchUp(); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	old, oldFile, err := s.swapLocked(p, db, f)
 	if old != nil {
 		swapped = true
@@ -456,6 +474,42 @@ func (s *Store) swap(p swapPlan) error {
 		_ = oldFile.Close()
 	}
 	return err
+}
+
+// catchUp replays into db what the store's file gained from p.offset to its length
+// at the call, and syncs the new file, holding mu only to read that length: with
+// mu held the file ends with a whole record. It returns the length.
+func (s *Store) catchUp(p swapPlan, db *buntdb.DB, f *os.File) (int64, error) {
+	s.mu.Lock()
+	err := s.usable()
+	file := s.file
+	var end int64
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = file.Stat(); err == nil {
+			end = fi.Size()
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// file stays the store's until swapLocked replaces it, which only this
+	// rewrite can do (rewriteMu), and reading it concurrently with appends is
+	// safe.
+	ops, err := readRecords(file, p.offset, end)
+	if err != nil {
+		return 0, fmt.Errorf("catch up: %w", err)
+	}
+	if len(ops) > 0 {
+		if err := db.Update(func(tx *buntdb.Tx) error { return p.replay(tx, ops) }); err != nil {
+			return 0, fmt.Errorf("catch up %d writes: %w", len(ops), err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("fsync %s: %w", p.tmp, err)
+	}
+	return end, nil
 }
 
 // swapLocked is the part of swap that holds mu. When db and f replace the store's,
@@ -535,11 +589,17 @@ func (s *Store) readTail(offset int64) ([]tailOp, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fi.Size() < offset {
-		return nil, fmt.Errorf("the file shrank from %d to %d bytes", offset, fi.Size())
+	return readRecords(s.file, offset, fi.Size())
+}
+
+// readRecords reads the records of file from offset to end, which must be
+// record boundaries.
+func readRecords(file *os.File, offset, end int64) ([]tailOp, error) {
+	if end < offset {
+		return nil, fmt.Errorf("the file shrank from %d to %d bytes", offset, end)
 	}
-	b := make([]byte, fi.Size()-offset)
-	if _, err := s.file.ReadAt(b, offset); err != nil {
+	b := make([]byte, end-offset)
+	if _, err := file.ReadAt(b, offset); err != nil {
 		return nil, fmt.Errorf("read the last %d bytes: %w", len(b), err)
 	}
 	ops, err := parseRecords(b)

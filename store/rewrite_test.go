@@ -168,6 +168,61 @@ func TestRewriteCatchesUpWritesMadeMeanwhile(t *testing.T) {
 	equalState(t, records(t, s), want)
 }
 
+// TestRewriteCatchesUpInTwoSteps: a rewrite replays most of what the store's file
+// gained meanwhile before it takes the lock writers need, then the rest with it.
+// Writes of both stretches must be in the new file, in order.
+func TestRewriteCatchesUpInTwoSteps(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir)
+	history(t, s)
+	var tmpFile string
+	s.beforeSwap = func(tmp string) error {
+		tmpFile = tmp
+		_, err := s.Apply([]peer.Entry{commandsEntry(t, 301, put(1, 500, "k1", "first-stretch"), put(4, 1, "gone", "x"))})
+		return err
+	}
+	var want map[string]string
+	caughtUp := false
+	s.afterCatchUp = func() error {
+		caughtUp = true
+		b, err := os.ReadFile(tmpFile)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "first-stretch") {
+			t.Error("the new file lacks the first stretch's write before the lock is taken")
+		}
+		e := commandsEntry(t, 302, put(1, 501, "k1", "second-stretch"), remove(4, 2, "gone"))
+		if _, err := s.Apply([]peer.Entry{e}); err != nil {
+			return err
+		}
+		if err := s.Compact(290); err != nil {
+			return err
+		}
+		want = records(t, s)
+		return nil
+	}
+	if err := s.Rewrite(); err != nil {
+		t.Fatal(err)
+	}
+	if !caughtUp {
+		t.Fatal("the rewrite did not catch up before taking the lock")
+	}
+	equalState(t, records(t, s), want)
+	if v, _ := get(t, s, "k1"); v != "second-stretch" {
+		t.Errorf("k1 = %q after the rewrite, want second-stretch", v)
+	}
+	if _, ok := get(t, s, "gone"); ok {
+		t.Error("a key deleted in the second stretch is back after the rewrite")
+	}
+	closeT(t, s)
+	s = openT(t, dir)
+	equalState(t, records(t, s), want)
+	if s.Applied() != 302 || s.Compacted() != 290 {
+		t.Errorf("after reopen: %s; want applied 302, compacted 290", counts(s))
+	}
+}
+
 // TestRewriteAfterTrailingNULBytes: buntdb writes over NUL bytes at the end of the
 // file without growing it, so unless Open cuts them, a rewrite would miss writes
 // made while it builds the new file.

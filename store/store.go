@@ -100,6 +100,9 @@ type Store struct {
 	// crash leaves the temporary file behind and where writers run concurrently.
 	// An error from it abandons the rewrite.
 	beforeSwap func(tmp string) error
+	// afterCatchUp, when set (by tests), runs after a rewrite has caught up
+	// without mu and before swapLocked catches up with the rest.
+	afterCatchUp func() error
 	// faults fail writes and fsyncs on purpose (Options.faults).
 	faults diskFaults
 	// maxWriters bounds the de-duplication table (MaxWriters but in tests).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/urfave/cli/v2"
@@ -51,6 +52,7 @@ func run(args []string) int {
 			&cli.Int64Flag{Name: "rewrite-min-bytes", Value: 64 << 20, Usage: "rewrite the store file once it is larger than this and twice its last rewritten size", EnvVars: []string{"BALLOT_REWRITE_MIN_BYTES"}},
 			&cli.StringFlag{Name: "restore", Usage: "create the (empty) data directory from this snapshot `FILE` (ballot snapshot save), then start", EnvVars: []string{"BALLOT_RESTORE"}},
 			&cli.BoolFlag{Name: "join", Usage: "with an empty data directory: never found a new cluster, wait to be added to a running one (for a replica that has never been a member)", EnvVars: []string{"BALLOT_JOIN"}},
+			&cli.DurationFlag{Name: "peer-timeout", Value: time.Second, Usage: "bound on one call to another replica; past it the replica counts as unreachable", EnvVars: []string{"BALLOT_PEER_TIMEOUT"}},
 			&cli.DurationFlag{Name: "idle-timeout", Value: transport.DefaultIdleTimeout, Usage: "close a connection to either port that sends no request for this long", EnvVars: []string{"BALLOT_IDLE_TIMEOUT"}},
 			&cli.DurationFlag{Name: "read-timeout", Value: transport.DefaultReadTimeout, Usage: "close a connection whose request has not arrived in full this long after its first byte", EnvVars: []string{"BALLOT_READ_TIMEOUT"}},
 			&cli.IntFlag{Name: "max-conns", Value: transport.DefaultMaxConns, Usage: "connections each port holds open; a new one past this replaces the one idle longest", EnvVars: []string{"BALLOT_MAX_CONNS"}},
@@ -90,6 +92,7 @@ func run(args []string) int {
 				RewriteMinBytes:     c.Int64("rewrite-min-bytes"),
 				RestoreFrom:         c.String("restore"),
 				Join:                c.Bool("join"),
+				PeerTimeout:         c.Duration("peer-timeout"),
 				IdleTimeout:         c.Duration("idle-timeout"),
 				ReadTimeout:         c.Duration("read-timeout"),
 				MaxConns:            c.Int("max-conns"),

@@ -56,7 +56,9 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 	// in any quorum this replica was part of before it lost its state.
 	need := clusterSize/2 + 1
 	first := true
-	retry := timeout / 16
+	// Soon, whatever the call timeout: with --peer-timeout 60s a first retry
+	// at timeout/16 came 3.75 s later, after the others had formed the cluster.
+	retry := min(timeout/16, firstInquiryRetry)
 	for {
 		answers := inquireAll(ctx, self, peers, timeout)
 		established, counted := false, 0
@@ -116,6 +118,9 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 		retry = min(2*retry, timeout)
 	}
 }
+
+// firstInquiryRetry bounds the wait before planRebuild first asks again.
+const firstInquiryRetry = 100 * time.Millisecond
 
 // inquireAll asks every peer at once and returns the answers that came in time.
 func inquireAll(ctx context.Context, self uint64, peers map[uint64]inquirer, timeout time.Duration) []transport.Inquiry {

@@ -1,11 +1,32 @@
 package peer
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
 
-func thrifty(cfg *Config) { cfg.Thrifty = true }
+// newThriftyCluster returns n thrifty replicas led by replica 1, with nothing in
+// flight.
+func newThriftyCluster(t *testing.T, n int) *simCluster {
+	c := newSimCluster(t, n, 1, func(cfg *Config) { cfg.Thrifty = true })
+	ids := make([]uint64, 0, n-1)
+	for id := uint64(2); id <= uint64(n); id++ {
+		ids = append(ids, id)
+	}
+	c.elect(1, ids...)
+	c.deliverWhere(all)
+	return c
+}
+
+// wantAcceptsTo checks that the accept requests with entries now in flight from
+// the leader (replica 1) go to exactly want.
+func (c *simCluster) wantAcceptsTo(want []uint64, when string) {
+	c.t.Helper()
+	if got := c.acceptsWithEntries(1); !slices.Equal(got, want) {
+		c.fatalf("%s the accepts went to %v, want %v", when, got, want)
+	}
+}
 
 // acceptsWithEntries lists, in order, the followers that accept requests now in
 // flight carry entries to.
@@ -36,14 +57,10 @@ func (c *simCluster) executesTo(id uint64) int {
 // execute, at most one request a tick, so that slots chosen within a tick reach
 // them together.
 func TestThriftyLeaderAsksOnlyAMajority(t *testing.T) {
-	c := newSimCluster(t, 5, 1, thrifty)
-	c.elect(1, 2, 3, 4, 5)
-	c.deliverWhere(all)
+	c := newThriftyCluster(t, 5)
 
 	a := c.propose(1, "a")
-	if got := c.acceptsWithEntries(1); !slices.Equal(got, []uint64{2, 3}) {
-		c.fatalf("accepts went to %v, want [2 3]", got)
-	}
+	c.wantAcceptsTo([]uint64{2, 3}, "for the first slot")
 	c.deliverWhere(isType(MsgAccept, MsgAccepted))
 	c.wantChosenSoFar(a, "a")
 	for _, id := range []uint64{4, 5} {
@@ -86,26 +103,18 @@ func TestThriftyLeaderAsksOnlyAMajority(t *testing.T) {
 // replaced after ThriftyStaleTicks: the slot goes to the passive follower and is
 // chosen without the silent one.
 func TestThriftyLeaderReplacesASilentFollower(t *testing.T) {
-	c := newSimCluster(t, 3, 1, thrifty)
-	c.elect(1, 2, 3)
-	c.deliverWhere(all)
+	c := newThriftyCluster(t, 3)
 
 	slot := c.propose(1, "a")
-	if got := c.acceptsWithEntries(1); !slices.Equal(got, []uint64{2}) {
-		c.fatalf("accepts went to %v, want [2]", got)
-	}
+	c.wantAcceptsTo([]uint64{2}, "for the first slot")
 	c.dropWhere(all)
 	for i := 1; i < c.cfg.withDefaults().ThriftyStaleTicks; i++ {
 		c.tick(1)
-		if got := c.acceptsWithEntries(1); len(got) != 0 {
-			c.fatalf("after %d ticks the slot was sent again to %v; too early", i, got)
-		}
+		c.wantAcceptsTo(nil, fmt.Sprintf("after %d tick(s), too early to resend,", i))
 		c.dropWhere(all)
 	}
 	c.tick(1)
-	if got := c.acceptsWithEntries(1); !slices.Equal(got, []uint64{3}) {
-		c.fatalf("once replica 2 was silent the slot went to %v, want [3]", got)
-	}
+	c.wantAcceptsTo([]uint64{3}, "once replica 2 was silent")
 	c.deliverWhere(between(1, 3))
 	c.wantChosenSoFar(slot, "a")
 }
@@ -113,9 +122,7 @@ func TestThriftyLeaderReplacesASilentFollower(t *testing.T) {
 // A request that fails outright (the follower's port refuses) hands its slots to
 // a passive follower at once, without waiting for a tick.
 func TestThriftyLeaderReplacesAnUnreachableFollowerAtOnce(t *testing.T) {
-	c := newSimCluster(t, 3, 1, thrifty)
-	c.elect(1, 2, 3)
-	c.deliverWhere(all)
+	c := newThriftyCluster(t, 3)
 
 	slot := c.propose(1, "a")
 	var failed []Message
@@ -128,9 +135,7 @@ func TestThriftyLeaderReplacesAnUnreachableFollowerAtOnce(t *testing.T) {
 	for _, m := range failed {
 		c.unreachable(m)
 	}
-	if got := c.acceptsWithEntries(1); !slices.Equal(got, []uint64{3}) {
-		c.fatalf("after the request to 2 failed the slot went to %v, want [3]", got)
-	}
+	c.wantAcceptsTo([]uint64{3}, "after the request to 2 failed")
 	c.deliverWhere(between(1, 3))
 	c.wantChosenSoFar(slot, "a")
 }
@@ -138,20 +143,14 @@ func TestThriftyLeaderReplacesAnUnreachableFollowerAtOnce(t *testing.T) {
 // While a configuration change is under way every follower gets every accept:
 // each member must learn the configuration's last entry from the old leader.
 func TestThriftyLeaderSendsAConfigurationEntryToEveryFollower(t *testing.T) {
-	c := newSimCluster(t, 3, 1, thrifty)
-	c.elect(1, 2, 3)
-	c.deliverWhere(all)
+	c := newThriftyCluster(t, 3)
 	c.propose(1, "a")
-	if got := c.acceptsWithEntries(1); !slices.Equal(got, []uint64{2}) {
-		c.fatalf("accepts went to %v, want [2]", got)
-	}
+	c.wantAcceptsTo([]uint64{2}, "for the first slot")
 	c.deliverWhere(all)
 
 	if _, err := c.replicas[1].ProposeConfig([]byte("next")); err != nil {
 		c.fatalf("propose configuration: %v", err)
 	}
 	c.process(1)
-	if got := c.acceptsWithEntries(1); !slices.Equal(got, []uint64{2, 3}) {
-		c.fatalf("the configuration entry went to %v, want [2 3]", got)
-	}
+	c.wantAcceptsTo([]uint64{2, 3}, "for the configuration entry")
 }

@@ -798,18 +798,11 @@ func TestCompactionPolicy(t *testing.T) {
 	dataDir := t.TempDir()
 	n, st, files := startLoneNode(t, dataDir, policy)
 	value := bytes.Repeat([]byte("v"), 1<<10)
-	ctx := context.Background()
 	var snaps []string
 	deadline := time.Now().Add(30 * time.Second)
 	for writes := 1; ; writes++ {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		// A few keys overwritten: the data stays small while the file grows.
-		_, err := n.propose(cctx, command.Command{ClientID: 9, Seq: uint64(writes), Op: command.OpPut,
-			Key: fmt.Sprintf("k%d", writes%4), Value: value})
-		cancel()
-		if err != nil {
-			t.Fatalf("write %d: %v", writes, err)
-		}
+		putOverwriting(t, n, writes, value)
 		// One write at a time and no snapshot running: then the log holds the
 		// slots retained below the last snapshot and those applied since, fewer
 		// than everySlots, or a snapshot would have been taken.
@@ -857,6 +850,18 @@ func TestCompactionPolicy(t *testing.T) {
 	}
 }
 
+// putOverwriting writes value as client 9's write number seq, to one of four keys.
+func putOverwriting(t *testing.T, n *node, seq int, value []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := n.propose(ctx, command.Command{ClientID: 9, Seq: uint64(seq), Op: command.OpPut,
+		Key: fmt.Sprintf("k%d", seq%4), Value: value})
+	if err != nil {
+		t.Fatalf("write %d: %v", seq, err)
+	}
+}
+
 // With big entries the log kept below a snapshot is bounded by its bytes, not
 // only by its slots: each rewrite of the store file copies it.
 func TestCompactionKeepsNoMoreThanRetainBytes(t *testing.T) {
@@ -869,13 +874,7 @@ func TestCompactionKeepsNoMoreThanRetainBytes(t *testing.T) {
 		if writes > 200 {
 			t.Fatalf("no snapshot past slot 20 after %d writes (latest %+v)", writes, files.Latest())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := n.propose(ctx, command.Command{ClientID: 9, Seq: uint64(writes), Op: command.OpPut,
-			Key: fmt.Sprintf("k%d", writes%4), Value: value})
-		cancel()
-		if err != nil {
-			t.Fatalf("write %d: %v", writes, err)
-		}
+		putOverwriting(t, n, writes, value)
 		settle(t, n)
 	}
 	// Each slot carries one command of a little more than slotBytes: three fit

@@ -33,7 +33,7 @@ func runSchedule(t testing.TB, n int, seed int64, steps int) uint64 {
 
 // runScheduleCluster is runSchedule, also returning the cluster for inspection.
 func runScheduleCluster(t testing.TB, n int, seed int64, steps int) (uint64, *simCluster) {
-	c := newSimCluster(t, n, seed, thriftyOnOddSeeds(seed))
+	c := newSimCluster(t, n, seed, scheduleConfig(seed))
 	proposals := 0
 	for c.steps = 0; c.steps < steps; c.steps++ {
 		switch x := c.rng.Intn(100); {
@@ -147,11 +147,16 @@ func runScheduleCluster(t testing.TB, n int, seed int64, steps int) (uint64, *si
 	return c.events.Sum64(), c
 }
 
-// thriftyOnOddSeeds makes the leaders of odd seeds thrifty: random schedules
-// cover both ways of sending accepts, each of which must be safe, and live once
-// the faults stop.
-func thriftyOnOddSeeds(seed int64) func(*Config) {
-	return func(cfg *Config) { cfg.Thrifty = seed%2 != 0 }
+// scheduleConfig varies the replicas' settings with the seed, so that random
+// schedules cover each combination, every one of which must be safe, and live
+// once the faults stop: thrifty leaders on odd seeds, leaders that ask every
+// follower on even ones; replicas that hold their votes for an election
+// timeout after every (re)start (as ballotd's do, for leases) on half of each.
+func scheduleConfig(seed int64) func(*Config) {
+	return func(cfg *Config) {
+		cfg.Thrifty = seed%2 != 0
+		cfg.HoldVotesAfterStart = seed%4 >= 2
+	}
 }
 
 // The random schedules do take the compaction paths: replicas fall behind a

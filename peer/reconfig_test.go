@@ -96,7 +96,7 @@ func (c *simCluster) restartInConfig(id uint64) {
 // newReconfigCluster returns n members and spare replicas that are not members
 // yet (ids n+1...).
 func newReconfigCluster(t testing.TB, n, spare int, seed int64) *simCluster {
-	c := newSimCluster(t, n, seed, thriftyOnOddSeeds(seed))
+	c := newSimCluster(t, n, seed, scheduleConfig(seed))
 	c.reconfig = true
 	for i := n + 1; i <= n+spare; i++ {
 		id := uint64(i)

@@ -156,7 +156,6 @@ func (r *Replica) Farewell() {
 	if l == nil {
 		return
 	}
-	l.farewell = true
 	if r.cfg.Thrifty {
 		r.pickActive()
 	}

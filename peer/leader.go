@@ -47,7 +47,6 @@ type leadership struct {
 	lastBeat     int
 	reads        []pendingRead
 	stopAt       uint64 // slot of the configuration entry this leader proposed; nothing after it
-	farewell     bool   // Farewell was called: every follower gets every accept
 }
 
 func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {
@@ -159,7 +158,8 @@ func (r *Replica) flushLeader() {
 // chosen while they answer, then taking others in member order. A follower that
 // failed its last request or left one unanswered for ThriftyStaleTicks is passed
 // over. Every follower is active when too few answer, while a configuration
-// change is under way, or when there are no more followers than needed.
+// change is under way or once it is chosen (Farewell), or when there are no more
+// followers than needed.
 func (r *Replica) pickActive() {
 	l := r.lead
 	need := r.quorumSize() - 1
@@ -175,7 +175,7 @@ func (r *Replica) pickActive() {
 		return true
 	}
 	var pick quorum
-	if !l.farewell && l.stopAt == 0 && need < len(l.followers) {
+	if l.stopAt == 0 && !r.ended() && need < len(l.followers) {
 		for _, wasPassive := range []bool{false, true} {
 			for _, id := range r.members {
 				p := l.followers[id]

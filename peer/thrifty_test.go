@@ -154,3 +154,28 @@ func TestThriftyLeaderSendsAConfigurationEntryToEveryFollower(t *testing.T) {
 	c.process(1)
 	c.wantAcceptsTo([]uint64{2, 3}, "for the configuration entry")
 }
+
+// A thrifty leader's configuration entry that one follower missed reaches it in
+// the farewell round, as a leader asking everyone's does
+// (TestFarewellTeachesAFollowerThatMissedTheLastEntry): the follower is active
+// by then, and its progress is not moved past the slot it lacks.
+func TestThriftyFarewellTeachesAFollowerThatMissedTheLastEntry(t *testing.T) {
+	c := newThriftyCluster(t, 3)
+	s, err := c.replicas[1].ProposeConfig(encodeSimConfig(2, []uint64{1, 2, 3}))
+	if err != nil {
+		c.fatalf("propose configuration: %v", err)
+	}
+	c.process(1)
+	c.dropWhere(func(m Message) bool { return m.To == 3 && m.Type == MsgAccept })
+	c.deliverWhere(between(1, 2))
+	if !c.replicas[1].ended() {
+		c.fatalf("the configuration entry at slot %d is not chosen with replica 2's vote", s)
+	}
+	c.dropWhere(func(m Message) bool { return m.To == 3 }) // anything else to 3 is lost too
+	c.replicas[1].Farewell()
+	c.process(1)
+	c.deliverWhere(func(m Message) bool { return m.From == 1 && m.To == 3 })
+	if le := c.replicas[3].log[s]; le == nil || !le.chosen || le.Kind != KindConfig {
+		c.fatalf("replica 3 does not hold slot %d as chosen after the farewell round (%+v)", s, le)
+	}
+}

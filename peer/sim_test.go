@@ -254,6 +254,13 @@ func (c *simCluster) process(id uint64) {
 			c.logf("%d leads at %v", id, r.currentBallot())
 		}
 		r.Advance(rd)
+		if d.rebuildTo != 0 && !r.rebuilding() {
+			// The rebuild is over: recorded as a server does (SetRebuildTo(0)),
+			// or a restart would take it up again with its chosen prefix back
+			// at the applied slot, after the wipe guard let another replica
+			// lose its storage.
+			d.rebuildTo = 0
+		}
 		if r.IsLeader() {
 			c.checkLeaderLog(r)
 		}

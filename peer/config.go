@@ -38,6 +38,11 @@ type Config struct {
 	Thrifty bool
 	// ThriftyStaleTicks: see Thrifty. Default 2.
 	ThriftyStaleTicks int
+	// ThriftyCensusTicks: every so many ticks a thrifty leader sends the next
+	// slot to every follower and makes active those that answer first, so that
+	// it does not keep waiting on a slow follower while a faster one idles.
+	// Default 20.
+	ThriftyCensusTicks int
 	// HoldVotesAfterStart makes a replica that does not know a live leader refuse
 	// to promise any candidate but itself for ElectionTicks after it starts, as it
 	// refuses while it hears from a live leader. A leader that serves reads under
@@ -77,6 +82,9 @@ func (c Config) withDefaults() Config {
 	if c.ThriftyStaleTicks == 0 {
 		c.ThriftyStaleTicks = 2
 	}
+	if c.ThriftyCensusTicks == 0 {
+		c.ThriftyCensusTicks = 20
+	}
 	if c.MaxEntriesPerMessage == 0 {
 		c.MaxEntriesPerMessage = 256
 	}
@@ -110,7 +118,7 @@ func (c Config) Validate() error {
 	if !slices.Contains(c.Members, c.ID) {
 		return fmt.Errorf("replica %d is not among the members %v", c.ID, c.Members)
 	}
-	if c.ElectionTicks < 0 || c.HeartbeatTicks < 0 || c.MaxInflight < 0 || c.ThriftyStaleTicks < 0 ||
+	if c.ElectionTicks < 0 || c.HeartbeatTicks < 0 || c.MaxInflight < 0 || c.ThriftyStaleTicks < 0 || c.ThriftyCensusTicks < 0 ||
 		c.MaxEntriesPerMessage < 0 || c.MaxBytesPerMessage < 0 {
 		return errors.New("tick counts and limits must not be negative")
 	}

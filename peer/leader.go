@@ -1,5 +1,7 @@
 package peer
 
+import "slices"
+
 // inflightAccept is one accept request a leader awaits an answer to.
 type inflightAccept struct {
 	first, last uint64 // slots carried; last < first for a heartbeat
@@ -47,6 +49,16 @@ type leadership struct {
 	lastBeat     int
 	reads        []pendingRead
 	stopAt       uint64 // slot of the configuration entry this leader proposed; nothing after it
+
+	// A thrifty leader's census (Config.ThriftyCensusTicks): censusSlot, when
+	// not 0, was sent to every follower, and censusOrder lists those that
+	// accepted it, first answer first; preferred, once set from it, names the
+	// followers pickActive makes active next.
+	censusDue   bool
+	lastCensus  int
+	censusSlot  uint64
+	censusOrder []uint64
+	preferred   []uint64
 }
 
 func newLeadership(r *Replica, b Ballot, nextSlot uint64) *leadership {
@@ -110,8 +122,10 @@ func (r *Replica) flushLeader() {
 		l.heartbeatDue = false
 		return
 	}
+	census := uint64(0)
 	if r.cfg.Thrifty {
 		r.pickActive()
+		census = r.startCensus()
 	}
 	// Every round numbered from here on was sent after the reads now waiting
 	// arrived, so an answer to any of them confirms leadership for those reads.
@@ -125,21 +139,25 @@ func (r *Replica) flushLeader() {
 		}
 		if p.passive {
 			r.sendExecute(id, p)
-			if beat {
-				r.sendAccept(id, p) // a bare heartbeat
+			if census != 0 && !p.paused && len(p.inflight) < r.cfg.MaxInflight {
+				// The census slot and those after it, as to an active follower.
+				p.next = max(p.next, census)
+				r.sendAccept(id, p, true)
+			} else if beat {
+				r.sendAccept(id, p, false) // a bare heartbeat
 			}
 			continue
 		}
 		sent := false
 		for !p.paused && p.next < l.nextSlot && len(p.inflight) < r.cfg.MaxInflight {
-			r.sendAccept(id, p)
+			r.sendAccept(id, p, true)
 			sent = true
 		}
 		if sent {
 			continue
 		}
 		if beat {
-			r.sendAccept(id, p)
+			r.sendAccept(id, p, true)
 		}
 	}
 	if beat {
@@ -176,6 +194,14 @@ func (r *Replica) pickActive() {
 	}
 	var pick quorum
 	if l.stopAt == 0 && !r.ended() && need < len(l.followers) {
+		// A census's first answers first, then the active followers, then the
+		// passive ones.
+		for _, id := range l.preferred {
+			if p := l.followers[id]; p != nil && pick.count() < need && answers(p) {
+				pick.add(r.pos[id])
+			}
+		}
+		l.preferred = nil
 		for _, wasPassive := range []bool{false, true} {
 			for _, id := range r.members {
 				p := l.followers[id]
@@ -193,18 +219,63 @@ func (r *Replica) pickActive() {
 		}
 		active := all || pick.has(r.pos[id])
 		if active && p.passive {
-			// The slots it lacks up to the chosen prefix come by execute.
+			// The slots it lacks up to the chosen prefix come by execute; every
+			// slot after it is sent again, as a census may have sent it some
+			// and not those before.
 			p.passive = false
-			p.next = max(p.next, r.chosen+1)
+			p.next = r.chosen + 1
 		} else if !active && !p.passive {
 			p.passive = true
 		}
 	}
 }
 
+// startCensus begins a census when one is due and this flush sends a new slot
+// to the active followers while some are passive: it returns the first slot
+// sent, which every follower is then sent too, or 0.
+func (r *Replica) startCensus() uint64 {
+	l := r.lead
+	if !l.censusDue {
+		return 0
+	}
+	first, passive := uint64(0), false
+	for _, p := range l.followers {
+		switch {
+		case p.passive:
+			passive = passive || !p.paused
+		case !p.paused && p.next < l.nextSlot && len(p.inflight) < r.cfg.MaxInflight:
+			if first == 0 || p.next < first {
+				first = p.next
+			}
+		}
+	}
+	if first == 0 || !passive {
+		return 0
+	}
+	l.censusDue, l.lastCensus = false, l.ticks
+	l.censusSlot, l.censusOrder = first, l.censusOrder[:0]
+	return first
+}
+
+// noteCensus records that follower id accepted the census slot; once as many
+// have as the leader needs, they are made the active followers.
+func (r *Replica) noteCensus(id uint64) {
+	l := r.lead
+	if slices.Contains(l.censusOrder, id) {
+		return
+	}
+	l.censusOrder = append(l.censusOrder, id)
+	if len(l.censusOrder) < r.quorumSize()-1 {
+		return
+	}
+	l.preferred = slices.Clone(l.censusOrder)
+	l.censusSlot = 0
+	r.pickActive()
+}
+
 // sendAccept sends follower id the entries from p.next on (as many as one message
-// may carry), or a bare heartbeat when it has all of them or is passive.
-func (r *Replica) sendAccept(id uint64, p *progress) {
+// may carry), or a bare heartbeat when it has all of them or entries is false.
+func (r *Replica) sendAccept(id uint64, p *progress, entries bool) {
 	l := r.lead
 	if p.next <= r.compacted {
 		// The follower lacks slots this leader no longer has; it gets them from
@@ -215,7 +286,7 @@ func (r *Replica) sendAccept(id uint64, p *progress) {
 	m := Message{Type: MsgAccept, To: id, Ballot: l.ballot, Commit: r.chosen, RoundTrip: l.roundTrip}
 	first := p.next
 	bytes := 0
-	for s := p.next; !p.passive && s < l.nextSlot && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
+	for s := p.next; entries && s < l.nextSlot && len(m.Entries) < r.cfg.MaxEntriesPerMessage; s++ {
 		le, ok := r.log[s]
 		if !ok {
 			break
@@ -265,6 +336,9 @@ func (r *Replica) handleAccepted(m Message) {
 	p.chosen = m.Commit
 	p.acked = max(p.acked, m.RoundTrip)
 	if known {
+		if l.censusSlot != 0 && req.first <= l.censusSlot && l.censusSlot <= req.last {
+			r.noteCensus(m.From)
+		}
 		for s := req.first; s <= req.last; s++ {
 			r.vote(s, m.From)
 		}
@@ -387,6 +461,9 @@ func (r *Replica) tickLeader() {
 		p.execTicked = false
 	}
 	if r.cfg.Thrifty {
+		if l.ticks-l.lastCensus >= r.cfg.ThriftyCensusTicks {
+			l.censusDue = true
+		}
 		r.pickActive()
 	}
 	heard := 1

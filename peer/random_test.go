@@ -149,12 +149,14 @@ func runScheduleCluster(t testing.TB, n int, seed int64, steps int) (uint64, *si
 
 // scheduleConfig varies the replicas' settings with the seed, so that random
 // schedules cover each combination, every one of which must be safe, and live
-// once the faults stop: thrifty leaders on odd seeds, leaders that ask every
-// follower on even ones; replicas that hold their votes for an election
-// timeout after every (re)start (as ballotd's do, for leases) on half of each.
+// once the faults stop: thrifty leaders on odd seeds (taking a census of their
+// followers every 2 ticks, to exercise it), leaders that ask every follower on
+// even ones; replicas that hold their votes for an election timeout after
+// every (re)start (as ballotd's do, for leases) on half of each.
 func scheduleConfig(seed int64) func(*Config) {
 	return func(cfg *Config) {
 		cfg.Thrifty = seed%2 != 0
+		cfg.ThriftyCensusTicks = 2
 		cfg.HoldVotesAfterStart = seed%4 >= 2
 	}
 }

@@ -179,3 +179,29 @@ func TestThriftyFarewellTeachesAFollowerThatMissedTheLastEntry(t *testing.T) {
 		c.fatalf("replica 3 does not hold slot %d as chosen after the farewell round (%+v)", s, le)
 	}
 }
+
+// A census sends a slot to every follower and makes active those that accept it
+// first: a thrifty leader does not keep waiting on a slow follower while a
+// faster one idles.
+func TestThriftyCensusPicksTheFollowersThatAnswerFirst(t *testing.T) {
+	for _, first := range []uint64{2, 3} {
+		c := newSimCluster(t, 3, 1, func(cfg *Config) { cfg.Thrifty, cfg.ThriftyCensusTicks = true, 1 })
+		c.elect(1, 2, 3)
+		c.deliverWhere(all)
+		c.propose(1, "a")
+		c.wantAcceptsTo([]uint64{2}, "before any census")
+		c.deliverWhere(all)
+
+		c.tick(1) // a census is due; the next slot goes to both followers
+		c.deliverWhere(all)
+		c.propose(1, "b")
+		c.wantAcceptsTo([]uint64{2, 3}, "for the census slot")
+		// Replica `first` answers first; the other's answer comes later.
+		c.deliverWhere(func(m Message) bool { return m.To == first || m.From == first })
+		c.deliverWhere(all)
+
+		c.propose(1, "c")
+		c.wantAcceptsTo([]uint64{first}, fmt.Sprintf("after replica %d answered the census first,", first))
+		c.settle(3)
+	}
+}

@@ -126,10 +126,11 @@ func startFuzzReplica(f testing.TB, members int) *fuzzReplica {
 	dir := f.TempDir()
 	r := &fuzzReplica{members: members, done: make(chan error, 1), logs: newFuzzLog(fuzzLogTail)}
 	var file strings.Builder
+	// The ports of the replicas that do not run are closed: dialling them is
+	// refused at once.
+	ports := freePorts(f, 2*members)
 	for id := 1; id <= members; id++ {
-		// The ports of the replicas that do not run are closed: dialling them
-		// is refused at once.
-		rep := replicas.Replica{ID: uint64(id), ClientAddr: fuzzFreePort(f), PeerAddr: fuzzFreePort(f)}
+		rep := replicas.Replica{ID: uint64(id), ClientAddr: ports[2*id-2], PeerAddr: ports[2*id-1]}
 		r.list = append(r.list, rep)
 		fmt.Fprintf(&file, "%d %s %s\n", rep.ID, rep.ClientAddr, rep.PeerAddr)
 	}
@@ -197,16 +198,6 @@ func foundCluster(dataDir string, list []replicas.Replica) error {
 		return fmt.Errorf("found the cluster in %s: %w", dataDir, err)
 	}
 	return nil
-}
-
-func fuzzFreePort(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // awaitReady waits until the replica answers status (and leads, if it must).

@@ -34,12 +34,25 @@ type testCluster struct {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct loopback addresses that were free a moment ago.
+// Their listeners stay open until all n are chosen: one closed at once may be
+// handed out again by the next, and a replicas file that names an address
+// twice is refused.
+func freePorts(tb testing.TB, n int) []string {
+	tb.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
@@ -58,8 +71,9 @@ func newTestClusterWith(t *testing.T, n int, configure func(id uint64, cfg *Conf
 		configure: configure,
 	}
 	var b strings.Builder
+	ports := freePorts(t, 2*n)
 	for id := uint64(1); id <= uint64(n); id++ {
-		c.addrs[id], c.peerAddrs[id] = freePort(t), freePort(t)
+		c.addrs[id], c.peerAddrs[id] = ports[2*id-2], ports[2*id-1]
 		fmt.Fprintf(&b, "%d %s %s\n", id, c.addrs[id], c.peerAddrs[id])
 	}
 	c.file = filepath.Join(c.dir, "replicas.txt")

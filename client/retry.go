@@ -73,9 +73,9 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 	var lastErr error
 	// lastSaid is the last reason a replica gave, with its address: an
 	// Unavailable explaining why it cannot serve (its disk is full, it lost
-	// its quorum), or a TLS handshake that failed on a certificate. Either says
-	// more than the timeouts and connection failures that may follow it, such
-	// as a last attempt the deadline cut off.
+	// its quorum), a NotLeader, or a TLS handshake that failed on a
+	// certificate. Any of them says more than the timeouts and connection
+	// failures that may follow it, such as a last attempt the deadline cut off.
 	var lastSaid string
 	for {
 		sent, err := c.attempt(ctx, addr, call)
@@ -118,6 +118,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 				redirects++
 				c.noteLeader(to)
 				lastAddr, lastErr = addr, fmt.Errorf("not leader, redirected to %s", to)
+				lastSaid = addr + ": " + lastErr.Error()
 				addr = to
 				continue
 			}
@@ -127,6 +128,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 			} else {
 				lastErr = fmt.Errorf("not leader, redirected to %s too often", to)
 			}
+			lastSaid = addr + ": " + lastErr.Error()
 		case errors.As(err, &unavailable):
 			maybeApplied = true
 			c.forgetLeader(addr)

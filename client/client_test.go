@@ -181,6 +181,29 @@ func TestRedirectLoopIsBounded(t *testing.T) {
 	}
 }
 
+// A NotLeader answer is kept as the reason given when the deadline then cuts an
+// attempt in flight: the error says why no replica served, not only that the
+// last one did not answer in time.
+func TestNotLeaderReasonSurvivesTheDeadline(t *testing.T) {
+	follower, slow := kvtest.Start(t), kvtest.Start(t)
+	follower.SetHook(func(context.Context, kvtest.Call) error { return &kvapi.NotLeader{} })
+	release := make(chan struct{})
+	defer close(release)
+	slow.SetHook(func(context.Context, kvtest.Call) error {
+		select { // answers only after the client's deadline (or the test) ends
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		return nil
+	})
+	c := newClient(t, 300*time.Millisecond, follower.Addr(), slow.Addr())
+	_, err := c.Put(context.Background(), "k", []byte("v"))
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no answer before the deadline") ||
+		!strings.Contains(err.Error(), "not leader") {
+		t.Fatalf("Put = %v, want ErrUnavailable naming the cut attempt and the NotLeader answer", err)
+	}
+}
+
 func TestUnavailableRetrySameSession(t *testing.T) {
 	srv := kvtest.Start(t)
 	var failed atomic.Bool

@@ -172,8 +172,9 @@ func (r *Replica) flushLeader() {
 }
 
 // pickActive chooses, for a thrifty leader, the followers that get accept
-// requests: as many as a majority needs besides the leader, keeping those already
-// chosen while they answer, then taking others in member order. A follower that
+// requests: as many as a majority needs besides the leader, taking first those a
+// census just found fastest, then those already active while they answer, then
+// others in member order. A follower that
 // failed its last request or left one unanswered for ThriftyStaleTicks is passed
 // over. Every follower is active when too few answer, while a configuration
 // change is under way or once it is chosen (Farewell), or when there are no more

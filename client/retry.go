@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ballot-kv/ballot/gen/kvapi"
@@ -77,6 +79,10 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 	// certificate. Any of them says more than the timeouts and connection
 	// failures that may follow it, such as a last attempt the deadline cut off.
 	var lastSaid string
+	// refused holds the endpoints whose TLS handshake failed on a certificate.
+	// Once all of them have, retrying until the deadline cannot help: the
+	// certificates will not change in the meantime.
+	refused := make(map[string]bool)
 	for {
 		sent, err := c.attempt(ctx, addr, call)
 		if err == nil {
@@ -145,6 +151,10 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 			lastErr = err
 			if isCertificateRefusal(err) {
 				lastSaid = addr + ": " + err.Error()
+				refused[addr] = true
+				if allRefused(eps, refused) {
+					return maybeApplied, fmt.Errorf("%s: %w: every endpoint refused the TLS handshake on a certificate (last: %s)", op, ErrUnavailable, lastSaid)
+				}
 			}
 			if rt == toLeaderOnce && sent {
 				return maybeApplied, fmt.Errorf("%s at %s: %w: %v", op, addr, ErrUnavailable, err)
@@ -208,8 +218,27 @@ func isCertificateRefusal(err error) bool {
 	var hostname x509.HostnameError
 	var verify *tls.CertificateVerificationError
 	var alert tls.AlertError
-	return errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
-		errors.As(err, &verify) || errors.As(err, &alert)
+	if errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) ||
+		errors.As(err, &verify) || errors.As(err, &alert) {
+		return true
+	}
+	// An alert the replica sent over TCP arrives as a *net.OpError whose Op is
+	// "remote error", wrapping an unexported type: only its text names the
+	// certificate ("tls: certificate required", "tls: bad certificate",
+	// "tls: unknown certificate authority", ...).
+	var remote *net.OpError
+	return errors.As(err, &remote) && remote.Op == "remote error" && remote.Err != nil &&
+		strings.Contains(remote.Err.Error(), "certificate")
+}
+
+// allRefused reports whether every endpoint in eps is in refused.
+func allRefused(eps []string, refused map[string]bool) bool {
+	for _, ep := range eps {
+		if !refused[ep] {
+			return false
+		}
+	}
+	return true
 }
 
 // jitter returns a random duration in [d/2, d].

@@ -233,6 +233,19 @@ struct Inquiry {
   5: i64 epoch
   /** Ids of that configuration's members. */
   6: list<i64> members
+  /**
+   * While starting (field 4): a number this process chose at random when it
+   * started, so that the others can tell this start from a later one.
+   */
+  7: i64 start_nonce
+  /**
+   * The start_nonce the asking replica reported in the round in which this
+   * replica found every replica starting and founded the cluster (0: none, or
+   * this replica did not found it). It tells the asker that the cluster was
+   * founded while it was starting, so it never voted in it and has nothing to
+   * rebuild.
+   */
+  8: i64 founded_with
 }
 
 service Peer {

@@ -1,6 +1,11 @@
 package server
 
-import "github.com/ballot-kv/ballot/peer"
+import (
+	"context"
+
+	"github.com/ballot-kv/ballot/peer"
+	"github.com/ballot-kv/ballot/transport"
+)
 
 // testHooks let this package's tests reach into a running replica, to make one
 // request panic for instance. Only they can set Config.hooks (it is
@@ -13,12 +18,27 @@ type testHooks struct {
 	// peerRequest runs first in every Paxos request from another replica,
 	// before the node sees it.
 	peerRequest func(m peer.Message)
+	// inquire runs before a replica starting without state asks another,
+	// named by id, whether the cluster has history.
+	inquire func(to uint64)
 }
 
 func (h *testHooks) onClientRequest(method, key string) {
 	if h != nil && h.clientRequest != nil {
 		h.clientRequest(method, key)
 	}
+}
+
+// hookedInquirer runs testHooks.inquire before each Inquire.
+type hookedInquirer struct {
+	inquirer
+	to    uint64
+	hooks *testHooks
+}
+
+func (h hookedInquirer) Inquire(ctx context.Context, from uint64) (transport.Inquiry, error) {
+	h.hooks.inquire(h.to)
+	return h.inquirer.Inquire(ctx, from)
 }
 
 func (h *testHooks) onPeerRequest(m peer.Message) {

@@ -21,7 +21,14 @@ type inquirer interface {
 // rebuildPlan is what a replica that starts without its acceptor state learned
 // from the others.
 type rebuildPlan struct {
-	rebuild  bool        // the cluster has history: rebuild; false: a new cluster
+	rebuild bool // the cluster has history: rebuild; false: a new cluster
+	// late: the cluster has history, but a replica that founded it heard this
+	// process starting in its founding round, so this replica has never voted
+	// in it: it takes part at once, with nothing to rebuild.
+	late bool
+	// saw: for a new cluster, the start nonce each other replica reported in
+	// the round that found it new (only the nonzero ones; nil if none).
+	saw      map[uint64]uint64
 	promised peer.Ballot // at least the highest ballot a majority of the others promised
 	upTo     uint64      // the highest slot they accepted, applied or are rebuilding to
 	// epoch and members: the latest configuration they are in (0: none reported).
@@ -43,10 +50,16 @@ type rebuildPlan struct {
 // peer.Durable.RebuildTo the highest slot they report; until it has learned every
 // slot up to there it neither campaigns nor promises (see package peer). It
 // retries until a majority answers or ctx ends: soon at first, since replicas
-// started together begin to listen moments apart and one that asks again only
-// after the others have elected a leader finds history and must rebuild, then
-// backing off to one round per timeout.
-func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uint64]inquirer, clusterSize int,
+// started together begin to listen moments apart, then backing off to one round
+// per timeout.
+//
+// Replicas started together can still decide moments apart: this one may ask
+// again only after the others founded the cluster and elected a leader. It
+// then finds history, but need not rebuild if any of them founded the cluster
+// having heard nonce, this process's start nonce: this process has not voted,
+// its store was empty when it started, and before the founding there was no
+// history, so it has never voted in this cluster (plan.late).
+func planRebuild(ctx context.Context, self uint64, applied, nonce uint64, peers map[uint64]inquirer, clusterSize int,
 	hold, timeout time.Duration, logger *slog.Logger) (rebuildPlan, error) {
 	if len(peers) == 0 {
 		return rebuildPlan{}, nil
@@ -61,7 +74,7 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 	retry := min(timeout/16, firstInquiryRetry)
 	for {
 		answers := inquireAll(ctx, self, peers, timeout)
-		established, counted := false, 0
+		established, witnessed, counted := false, false, 0
 		var plan rebuildPlan
 		// The latest configuration any of them is in: a majority of its members
 		// must answer (any quorum this replica was part of had members there).
@@ -80,7 +93,16 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 				established = true
 			}
 			if a.Starting {
+				if a.StartNonce != 0 {
+					if plan.saw == nil {
+						plan.saw = make(map[uint64]uint64)
+					}
+					plan.saw[a.From] = a.StartNonce
+				}
 				continue
+			}
+			if nonce != 0 && a.FoundedWith == nonce {
+				witnessed = true
 			}
 			plan.promised = maxBallotOf(plan.promised, a.Promised)
 			plan.upTo = max(plan.upTo, a.Highest)
@@ -92,7 +114,11 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 		case !established && len(answers) == len(peers):
 			// Every other replica is new too (all must say so: one with
 			// history may be the only one left holding a chosen value).
-			return rebuildPlan{}, nil
+			return rebuildPlan{saw: plan.saw}, nil
+		case established && witnessed:
+			logger.Info("the other replicas founded the cluster while this one was starting: " +
+				"taking part with nothing to rebuild")
+			return rebuildPlan{late: true, epoch: latest.Epoch, members: latest.Members}, nil
 		case established && first:
 			logger.Warn("this replica has no acceptor state but the cluster has history: "+
 				"rebuilding it from the others before it votes", "wait", hold)
@@ -104,7 +130,7 @@ func planRebuild(ctx context.Context, self uint64, applied uint64, peers map[uin
 			}
 			continue
 		case established && counted >= need:
-			plan.rebuild = true
+			plan.rebuild, plan.saw = true, nil
 			plan.epoch, plan.members = latest.Epoch, latest.Members
 			return plan, nil
 		}

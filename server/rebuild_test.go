@@ -61,13 +61,19 @@ type planResult struct {
 // startPlan runs planRebuild for replica 1 in the background.
 func startPlan(t *testing.T, ctx context.Context, applied uint64, fakes map[uint64]*fakeInquirer, clusterSize int,
 	hold, timeout time.Duration) <-chan planResult {
+	return startPlanAs(t, ctx, applied, 0, fakes, clusterSize, hold, timeout)
+}
+
+// startPlanAs is startPlan for a replica whose process started with nonce.
+func startPlanAs(t *testing.T, ctx context.Context, applied, nonce uint64, fakes map[uint64]*fakeInquirer, clusterSize int,
+	hold, timeout time.Duration) <-chan planResult {
 	peers := make(map[uint64]inquirer, len(fakes))
 	for id, f := range fakes {
 		peers[id] = f
 	}
 	done := make(chan planResult, 1)
 	go func() {
-		plan, err := planRebuild(ctx, 1, applied, peers, clusterSize, hold, timeout, testLogger(t))
+		plan, err := planRebuild(ctx, 1, applied, nonce, peers, clusterSize, hold, timeout, testLogger(t))
 		done <- planResult{plan, err}
 	}()
 	return done
@@ -119,6 +125,51 @@ func TestPlanNewCluster(t *testing.T) {
 	}
 	if d := time.Since(start); d >= hold {
 		t.Fatalf("took %v: it waited out the hold", d)
+	}
+}
+
+// A new cluster's plan keeps the start nonces the others reported, so that this
+// replica can later tell one of them that it founded the cluster while that
+// one was starting.
+func TestPlanNewClusterKeepsStartNonces(t *testing.T) {
+	fakes := map[uint64]*fakeInquirer{
+		2: answers(transport.Inquiry{From: 2, Starting: true, StartNonce: 22}, nil),
+		3: answers(transport.Inquiry{From: 3, Starting: true, StartNonce: 33}, nil),
+	}
+	r := waitPlan(t, startPlan(t, context.Background(), 0, fakes, 3, time.Minute, 50*time.Millisecond), 10*time.Second)
+	want := rebuildPlan{saw: map[uint64]uint64{2: 22, 3: 33}}
+	if r.err != nil || !reflect.DeepEqual(r.plan, want) {
+		t.Fatalf("plan %+v, %v; want %+v", r.plan, r.err, want)
+	}
+}
+
+// A replica whose first rounds came before the others founded the cluster, and
+// whose next round after they elected a leader, finds history. One of them
+// founded it having heard this very start, so it has never voted: it takes part
+// at once, in their configuration, without waiting out the hold or rebuilding.
+// Heard from another start (its disk was lost since), it rebuilds.
+func TestPlanStartedLateInNewCluster(t *testing.T) {
+	const nonce = 0x5eed
+	founder := func(foundedWith uint64) *fakeInquirer {
+		return answers(transport.Inquiry{From: 2, Promised: peer.Ballot{Round: 1, ID: 2}, Highest: 3,
+			Epoch: 1, Members: []uint64{1, 2, 3}, FoundedWith: foundedWith}, nil)
+	}
+	other := func() *fakeInquirer {
+		return answers(transport.Inquiry{From: 3, Promised: peer.Ballot{Round: 1, ID: 2}, Highest: 3,
+			Epoch: 1, Members: []uint64{1, 2, 3}}, nil)
+	}
+
+	fakes := map[uint64]*fakeInquirer{2: founder(nonce), 3: other()}
+	r := waitPlan(t, startPlanAs(t, context.Background(), 0, nonce, fakes, 3, time.Hour, 50*time.Millisecond), 10*time.Second)
+	want := rebuildPlan{late: true, epoch: 1, members: []uint64{1, 2, 3}}
+	if r.err != nil || !reflect.DeepEqual(r.plan, want) {
+		t.Fatalf("founded having heard this start: plan %+v, %v; want %+v", r.plan, r.err, want)
+	}
+
+	fakes = map[uint64]*fakeInquirer{2: founder(nonce + 1), 3: other()}
+	r = waitPlan(t, startPlanAs(t, context.Background(), 0, nonce, fakes, 3, time.Millisecond, 50*time.Millisecond), 10*time.Second)
+	if r.err != nil || !r.plan.rebuild || r.plan.late {
+		t.Fatalf("founded having heard another start: plan %+v, %v; want a rebuild", r.plan, r.err)
 	}
 }
 
@@ -307,5 +358,63 @@ func TestRunStopsWhilePlanning(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not stop within 10s")
+	}
+}
+
+// TestReplicaStartedLateInNewCluster founds a three-replica cluster whose third
+// replica answers the others' inquiries (it is starting) but asks its own only
+// after the two have elected a leader and committed a write: the race of
+// replicas started moments apart on a loaded machine. It finds history, yet
+// must take part at once rather than wait out a hold of over a minute
+// (its peer timeout is 30 s) and rebuild.
+func TestReplicaStartedLateInNewCluster(t *testing.T) {
+	release := make(chan struct{})
+	c := newTestClusterWith(t, 3, func(id uint64, cfg *Config) {
+		if id != 3 {
+			return
+		}
+		cfg.PeerTimeout = 30 * time.Second
+		cfg.hooks = &testHooks{inquire: func(uint64) { <-release }}
+	})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the cluster stops: cleanups run last first
+
+	leader := c.leader()
+	if leader == 3 {
+		t.Fatal("replica 3 leads before it has asked the others anything")
+	}
+	cl := c.client()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cl.Put(ctx, "before", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rawStatus(c.addrs[leader])
+	if err != nil {
+		t.Fatal(err)
+	}
+	unblock()
+
+	// Replica 3 learns the write the others committed without it.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		s3, err := rawStatus(c.addrs[3])
+		if err == nil && s3.Member && s3.Applied >= st.Applied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica 3 has not applied slot %d 15s after it could ask the others: %+v, %v", st.Applied, s3, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	// And it votes: with replica 3 taking part, either of the others may stop.
+	other := uint64(1)
+	if leader == 1 {
+		other = 2
+	}
+	c.stop(other)
+	if _, err := cl.Put(ctx, "after", []byte("2")); err != nil {
+		t.Fatalf("put with replica %d stopped: %v", other, err)
 	}
 }

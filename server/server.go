@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -160,6 +162,15 @@ func Run(ctx context.Context, cfg Config) error {
 	noState := durable.Promised == (peer.Ballot{}) && len(durable.Entries) == 0 && !flt.forgetPromises
 	var planning atomic.Bool
 	planning.Store(noState)
+	// startNonce tells this start apart from any other of this replica's, in
+	// the answers it gives while planning; foundedWith holds the others' start
+	// nonces from the round in which this replica founded the cluster, written
+	// once before planning ends (see planRebuild).
+	var startNonce uint64
+	if noState {
+		startNonce = uint64(rand.Int64N(math.MaxInt64)) + 1
+	}
+	var foundedWith map[uint64]uint64
 	if !haveConfig && !noState {
 		// A store written before configurations were recorded: its file was the
 		// configuration.
@@ -178,10 +189,12 @@ func Run(ctx context.Context, cfg Config) error {
 		snaps, cfg.PeerTimeout),
 		func(ctx context.Context, from uint64) (transport.Inquiry, error) {
 			if n := live.Load(); n != nil {
-				return n.inquire(ctx)
+				q, err := n.inquire(ctx)
+				q.FoundedWith = foundedWith[from]
+				return q, err
 			}
 			if planning.Load() {
-				return transport.Inquiry{From: self.ID, Starting: true}, nil
+				return transport.Inquiry{From: self.ID, Starting: true, StartNonce: startNonce}, nil
 			}
 			return transport.Inquiry{}, errStarting
 		})
@@ -255,9 +268,12 @@ func Run(ctx context.Context, cfg Config) error {
 		inquirers := make(map[uint64]inquirer, len(sender.links))
 		for id, l := range sender.links {
 			inquirers[id] = l.client
+			if cfg.hooks != nil && cfg.hooks.inquire != nil {
+				inquirers[id] = hookedInquirer{inquirer: l.client, to: id, hooks: cfg.hooks}
+			}
 		}
 		hold := 4*time.Duration(cfg.ElectionTicks)*cfg.Tick + 2*cfg.PeerTimeout
-		plan, err := planRebuild(runCtx, self.ID, durable.Applied, inquirers, len(list), hold, cfg.PeerTimeout, logger)
+		plan, err := planRebuild(runCtx, self.ID, durable.Applied, startNonce, inquirers, len(list), hold, cfg.PeerTimeout, logger)
 		if err != nil {
 			stopServers()
 			if ctx.Err() != nil {
@@ -278,10 +294,14 @@ func Run(ctx context.Context, cfg Config) error {
 				return err
 			}
 			durable.Promised, durable.RebuildTo = plan.promised, upTo
+			logger.Warn("rebuilding lost acceptor state: no votes until the log is learned up to the slot the others report",
+				"promised", plan.promised.String(), "rebuild_to", upTo)
+		}
+		if plan.rebuild || plan.late {
 			// Without a configuration of its own it learns the cluster's from a
 			// snapshot before it takes part, unless the others are in one that
 			// includes it (it lost its disk, or started late in a new cluster):
-			// then it takes part in that one, rebuilding.
+			// then it takes part in that one, rebuilding if it must.
 			joining = !haveConfig
 			if joining && plan.epoch != 0 && slices.Contains(plan.members, self.ID) {
 				known := membership{epoch: plan.epoch}
@@ -298,9 +318,8 @@ func Run(ctx context.Context, cfg Config) error {
 					}
 				}
 			}
-			logger.Warn("rebuilding lost acceptor state: no votes until the log is learned up to the slot the others report",
-				"promised", plan.promised.String(), "rebuild_to", upTo)
 		} else {
+			foundedWith = plan.saw
 			logger.Info("new cluster: every replica is starting without state")
 			if !haveConfig {
 				if err := recordConfig(); err != nil {

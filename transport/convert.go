@@ -433,17 +433,25 @@ type Inquiry struct {
 	Starting bool        // the replica is starting without state itself
 	Epoch    uint64      // the configuration it is in; 0: none yet
 	Members  []uint64    // that configuration's members
+	// StartNonce: while Starting, a random number the replica's process chose
+	// when it started.
+	StartNonce uint64
+	// FoundedWith: the asker's StartNonce as this replica heard it in the round
+	// in which it founded the cluster; 0 if it did not.
+	FoundedWith uint64
 }
 
 // InquiryToThrift converts an Inquiry.
 func InquiryToThrift(q Inquiry) (*peerapi.Inquiry, error) {
 	var c conv
 	r := &peerapi.Inquiry{
-		Sender:   c.out("sender", q.From),
-		Promised: new(peerapi.Ballot),
-		Highest:  c.out("highest", q.Highest),
-		Starting: q.Starting,
-		Epoch:    c.out("epoch", q.Epoch),
+		Sender:      c.out("sender", q.From),
+		Promised:    new(peerapi.Ballot),
+		Highest:     c.out("highest", q.Highest),
+		Starting:    q.Starting,
+		Epoch:       c.out("epoch", q.Epoch),
+		StartNonce:  c.out("start nonce", q.StartNonce),
+		FoundedWith: c.out("founded with", q.FoundedWith),
 	}
 	for _, m := range q.Members {
 		r.Members = append(r.Members, c.out("member", m))
@@ -462,11 +470,13 @@ func InquiryFromThrift(r *peerapi.Inquiry) (Inquiry, error) {
 	}
 	var c conv
 	q := Inquiry{
-		From:     c.in("sender", r.Sender),
-		Promised: c.ballotIn("promised", r.Promised),
-		Highest:  c.in("highest", r.Highest),
-		Starting: r.Starting,
-		Epoch:    c.in("epoch", r.Epoch),
+		From:        c.in("sender", r.Sender),
+		Promised:    c.ballotIn("promised", r.Promised),
+		Highest:     c.in("highest", r.Highest),
+		Starting:    r.Starting,
+		Epoch:       c.in("epoch", r.Epoch),
+		StartNonce:  c.in("start nonce", r.StartNonce),
+		FoundedWith: c.in("founded with", r.FoundedWith),
 	}
 	for _, m := range r.Members {
 		q.Members = append(q.Members, c.in("member", m))

@@ -398,7 +398,8 @@ func TestFetchSnapshotClientChecksChunk(t *testing.T) {
 // must know, and gets the answer the replica gave; without an answerer the call
 // fails rather than answering zeros (which would read as "a new cluster").
 func TestInquireRoundTrip(t *testing.T) {
-	want := Inquiry{From: 2, Promised: peer.Ballot{Round: 9, ID: 3}, Highest: 12345, Epoch: 3, Members: []uint64{1, 2, 4}}
+	want := Inquiry{From: 2, Promised: peer.Ballot{Round: 9, ID: 3}, Highest: 12345, Epoch: 3, Members: []uint64{1, 2, 4},
+		StartNonce: 1 << 62, FoundedWith: 77}
 	var asked uint64
 	h := WithInquire(NewPeerHandler(echoStep, nil, 0), func(_ context.Context, from uint64) (Inquiry, error) {
 		asked = from

@@ -3699,6 +3699,13 @@ func (p *InquiryRequest) String() string {
 //  - Starting: True while this replica is itself starting without state: its answer carries nothing.
 //  - Epoch: Epoch of the configuration this replica is in (0: it has none yet).
 //  - Members: Ids of that configuration's members.
+//  - StartNonce: While starting (field 4): a number this process chose at random when it
+// started, so that the others can tell this start from a later one.
+//  - FoundedWith: The start_nonce the asking replica reported in the round in which this
+// replica found every replica starting and founded the cluster (0: none, or
+// this replica did not found it). It tells the asker that the cluster was
+// founded while it was starting, so it never voted in it and has nothing to
+// rebuild.
 type Inquiry struct {
   Sender int64 `thrift:"sender,1" db:"sender" json:"sender"`
   Promised *Ballot `thrift:"promised,2" db:"promised" json:"promised"`
@@ -3706,6 +3713,8 @@ type Inquiry struct {
   Starting bool `thrift:"starting,4" db:"starting" json:"starting"`
   Epoch int64 `thrift:"epoch,5" db:"epoch" json:"epoch"`
   Members []int64 `thrift:"members,6" db:"members" json:"members"`
+  StartNonce int64 `thrift:"start_nonce,7" db:"start_nonce" json:"start_nonce"`
+  FoundedWith int64 `thrift:"founded_with,8" db:"founded_with" json:"founded_with"`
 }
 
 func NewInquiry() *Inquiry {
@@ -3738,6 +3747,14 @@ func (p *Inquiry) GetEpoch() int64 {
 
 func (p *Inquiry) GetMembers() []int64 {
   return p.Members
+}
+
+func (p *Inquiry) GetStartNonce() int64 {
+  return p.StartNonce
+}
+
+func (p *Inquiry) GetFoundedWith() int64 {
+  return p.FoundedWith
 }
 func (p *Inquiry) IsSetPromised() bool {
   return p.Promised != nil
@@ -3809,6 +3826,26 @@ func (p *Inquiry) Read(ctx context.Context, iprot thrift.TProtocol) error {
     case 6:
       if fieldTypeId == thrift.LIST {
         if err := p.ReadField6(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 7:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField7(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 8:
+      if fieldTypeId == thrift.I64 {
+        if err := p.ReadField8(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -3897,6 +3934,24 @@ var _elem10 int64
   return nil
 }
 
+func (p *Inquiry)  ReadField7(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 7: ", err)
+} else {
+  p.StartNonce = v
+}
+  return nil
+}
+
+func (p *Inquiry)  ReadField8(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI64(ctx); err != nil {
+  return thrift.PrependError("error reading field 8: ", err)
+} else {
+  p.FoundedWith = v
+}
+  return nil
+}
+
 func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "Inquiry"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -3907,6 +3962,8 @@ func (p *Inquiry) Write(ctx context.Context, oprot thrift.TProtocol) error {
     if err := p.writeField4(ctx, oprot); err != nil { return err }
     if err := p.writeField5(ctx, oprot); err != nil { return err }
     if err := p.writeField6(ctx, oprot); err != nil { return err }
+    if err := p.writeField7(ctx, oprot); err != nil { return err }
+    if err := p.writeField8(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -3984,6 +4041,26 @@ func (p *Inquiry) writeField6(ctx context.Context, oprot thrift.TProtocol) (err 
   return err
 }
 
+func (p *Inquiry) writeField7(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "start_nonce", thrift.I64, 7); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 7:start_nonce: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.StartNonce)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.start_nonce (7) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 7:start_nonce: ", p), err) }
+  return err
+}
+
+func (p *Inquiry) writeField8(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "founded_with", thrift.I64, 8); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 8:founded_with: ", p), err) }
+  if err := oprot.WriteI64(ctx, int64(p.FoundedWith)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.founded_with (8) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 8:founded_with: ", p), err) }
+  return err
+}
+
 func (p *Inquiry) Equals(other *Inquiry) bool {
   if p == other {
     return true
@@ -4000,6 +4077,8 @@ func (p *Inquiry) Equals(other *Inquiry) bool {
     _src11 := other.Members[i]
     if _tgt != _src11 { return false }
   }
+  if p.StartNonce != other.StartNonce { return false }
+  if p.FoundedWith != other.FoundedWith { return false }
   return true
 }
 

@@ -572,7 +572,12 @@ func (c *Cluster) Status(ctx context.Context, id int, timeout time.Duration) (*k
 	defer kv.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return kv.Status(ctx)
+	st, err := kv.Status(ctx)
+	if err == nil && st.GetStarting() != "" {
+		// Still starting: it serves nothing and reports no state yet.
+		return nil, fmt.Errorf("replica %d is starting: %s", id, st.GetStarting())
+	}
+	return st, err
 }
 
 // Digest asks replica id for the digest of its store on a fresh connection.

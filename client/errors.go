@@ -48,3 +48,20 @@ func (e *InvalidArgumentError) Error() string {
 
 // Is reports whether target is ErrInvalidArgument.
 func (e *InvalidArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+
+// StartingError is the status of a replica that answered while starting: it
+// serves nothing yet. It matches ErrUnavailable with errors.Is.
+type StartingError struct {
+	// Endpoint is the client address asked, and ID the replica's id.
+	Endpoint string
+	ID       int64
+	// Reason says what the replica is waiting for.
+	Reason string
+}
+
+func (e *StartingError) Error() string {
+	return fmt.Sprintf("status %s: replica %d is starting: %s", e.Endpoint, e.ID, e.Reason)
+}
+
+// Is reports whether target is ErrUnavailable.
+func (e *StartingError) Is(target error) bool { return target == ErrUnavailable }

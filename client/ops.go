@@ -110,7 +110,8 @@ func (c *Client) get(ctx context.Context, op, key string, cons kvapi.Consistency
 }
 
 // Status asks the replica at endpoint (a client address, which need not be one of
-// Config.Endpoints) for its status, once, within Config.Timeout.
+// Config.Endpoints) for its status, once, within Config.Timeout. A replica that
+// is starting, and serves nothing yet, gives a *StartingError (ErrUnavailable).
 func (c *Client) Status(ctx context.Context, endpoint string) (*kvapi.ReplicaStatus, error) {
 	var st *kvapi.ReplicaStatus
 	err := c.once(ctx, "status "+endpoint, endpoint, func(ctx context.Context, kv *kvapi.KVClient) error {
@@ -122,6 +123,9 @@ func (c *Client) Status(ctx context.Context, endpoint string) (*kvapi.ReplicaSta
 	})
 	if err != nil {
 		return nil, err
+	}
+	if st.GetStarting() != "" {
+		return nil, &StartingError{Endpoint: endpoint, ID: st.GetID(), Reason: st.GetStarting()}
 	}
 	return st, nil
 }

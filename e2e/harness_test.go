@@ -737,7 +737,16 @@ func rawStatusWith(addr string, tlsConfig *tls.Config) (*kvapi.ReplicaStatus, er
 	defer kv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return kv.Status(ctx)
+	return notStarting(kv.Status(ctx))
+}
+
+// notStarting turns the status of a replica still starting, which serves
+// nothing yet and reports no state, into an error, as before it answered.
+func notStarting(st *kvapi.ReplicaStatus, err error) (*kvapi.ReplicaStatus, error) {
+	if err == nil && st.GetStarting() != "" {
+		return nil, fmt.Errorf("replica %d is starting: %s", st.GetID(), st.GetStarting())
+	}
+	return st, err
 }
 
 // waitCaughtUp waits until every replica is up and all report the same applied

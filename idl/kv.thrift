@@ -142,6 +142,12 @@ struct ReplicaStatus {
   16: bool member
   /** That configuration's members with the addresses it records. */
   17: list<ReplicaAddress> member_addresses
+  /**
+   * Non-empty while this replica is starting and serves nothing yet: what it is
+   * waiting for. Until then every other call answers Unavailable, so a client
+   * goes on to another replica; the other fields are unset.
+   */
+  18: string starting
 }
 
 /**

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ballot-kv/ballot/gen/kvapi"
 	"github.com/ballot-kv/ballot/peer"
 	"github.com/ballot-kv/ballot/transport"
 )
@@ -416,5 +418,57 @@ func TestReplicaStartedLateInNewCluster(t *testing.T) {
 	c.stop(other)
 	if _, err := cl.Put(ctx, "after", []byte("2")); err != nil {
 		t.Fatalf("put with replica %d stopped: %v", other, err)
+	}
+}
+
+// TestClientPortAnswersWhileStarting starts one replica of two: it waits for
+// the other to answer before it takes part, for as long as that takes. Its
+// client port must meanwhile answer every call at once, with Unavailable saying
+// so (status with what it waits for), rather than hold a client that tried it
+// first until the client's deadline.
+func TestClientPortAnswersWhileStarting(t *testing.T) {
+	dir := t.TempDir()
+	ports := freePorts(t, 4)
+	file := filepath.Join(dir, "replicas.txt")
+	lines := fmt.Sprintf("1 %s %s\n2 %s %s\n", ports[0], ports[1], ports[2], ports[3])
+	if err := os.WriteFile(file, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{ID: 1, ReplicasFile: file, DataDir: filepath.Join(dir, "1"), Logger: testLogger(t)})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("replica 1 stopped with %v", err)
+		}
+	}()
+
+	var st *kvapi.ReplicaStatus
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if st, err = rawStatus(ports[0]); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status of a starting replica: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval: the port opens moments after Run starts
+	}
+	if st.ID != 1 || !strings.Contains(st.Starting, "asking the other replicas") {
+		t.Fatalf("status %+v; want replica 1 saying it is asking the others", st)
+	}
+	kv := rawClient(t, ports[0])
+	_, err := kv.Put(context.Background(), 1, 1, "colour", []byte("blue"))
+	var unavailable *kvapi.Unavailable
+	if !errors.As(err, &unavailable) || !strings.Contains(unavailable.GetMessage(), "replica 1 is starting") {
+		t.Fatalf("put to a starting replica: %v; want Unavailable saying it is starting", err)
+	}
+	_, err = kv.Get(context.Background(), "colour", kvapi.Consistency_STALE)
+	if !errors.As(err, &unavailable) {
+		t.Fatalf("stale get from a starting replica: %v; want Unavailable", err)
 	}
 }

@@ -228,9 +228,15 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	}
 	clientProc := newInflight(kvapi.NewKVProcessor(handler))
+	// Until the node runs, the client port answers every call with Unavailable
+	// naming what the replica waits for (phase).
+	var phase atomic.Pointer[string]
+	setPhase := func(p string) { phase.Store(&p) }
+	setPhase("loading its state")
+	gate := &startGate{starting: kvapi.NewKVProcessor(startingKV{self: self, phase: &phase}), serving: clientProc}
 	clientOpts := cfg.serverOptions(clientMaxFrame, logger.With("port", "client"))
 	clientOpts.TLS = ports.client
-	clientSrv, err := transport.Listen(self.ClientAddr, clientProc, clientOpts)
+	clientSrv, err := transport.Listen(self.ClientAddr, gate, clientOpts)
 	if err != nil {
 		peerSrv.Close()
 		cancel()
@@ -256,6 +262,7 @@ func Run(ctx context.Context, cfg Config) error {
 		sender.close()
 	}
 	serve(peerSrv)
+	serve(clientSrv)
 
 	joining := false
 	if noState && cfg.Join {
@@ -272,6 +279,7 @@ func Run(ctx context.Context, cfg Config) error {
 				inquirers[id] = hookedInquirer{inquirer: l.client, to: id, hooks: cfg.hooks}
 			}
 		}
+		setPhase("it has no acceptor state and is asking the other replicas whether the cluster has history")
 		hold := 4*time.Duration(cfg.ElectionTicks)*cfg.Tick + 2*cfg.PeerTimeout
 		plan, err := planRebuild(runCtx, self.ID, durable.Applied, startNonce, inquirers, len(list), hold, cfg.PeerTimeout, logger)
 		if err != nil {
@@ -329,6 +337,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		planning.Store(false)
+		setPhase("loading its state")
 	}
 
 	coreConfig := peer.Config{
@@ -401,7 +410,7 @@ func Run(ctx context.Context, cfg Config) error {
 	n.publish()
 	handler.node = n
 	live.Store(n)
-	serve(clientSrv)
+	gate.open.Store(true)
 	logger.Info("replica started", "client_addr", self.ClientAddr, "peer_addr", self.PeerAddr,
 		"members", len(ids), "data", st.Path(), "applied", durable.Applied, "log_entries", len(durable.Entries))
 

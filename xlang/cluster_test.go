@@ -357,5 +357,10 @@ func status(addr string, tlsConfig *tls.Config) (*kvapi.ReplicaStatus, error) {
 	}
 	defer trans.Close()
 	kv := kvapi.NewKVClientFactory(trans, thrift.NewTBinaryProtocolFactoryConf(cfg))
-	return kv.Status(context.Background())
+	st, err := kv.Status(context.Background())
+	if err == nil && st.GetStarting() != "" {
+		// Still starting: it serves nothing and reports no state yet.
+		return nil, fmt.Errorf("%s is starting: %s", addr, st.GetStarting())
+	}
+	return st, err
 }

@@ -310,6 +310,33 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
+// A replica that answers status while it is starting is shown as starting, not
+// up, and what it waits for goes to standard error.
+func TestStatusStartingReplica(t *testing.T) {
+	clearEnv(t)
+	a := kvtest.Start(t)
+	a.SetStatus(&kvapi.ReplicaStatus{ID: 1, PeerAddr: "127.0.0.1:9001", Starting: "waiting for the others"})
+	r := run(t, "", "--endpoints", a.Addr(), "--timeout", "500ms", "status")
+	if r.code != 3 {
+		t.Fatalf("status: %v; want exit 3, no replica up", r)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if len(lines) != 2 || strings.Fields(lines[1])[3] != "starting" {
+		t.Fatalf("status printed:\n%s\nwant one row with UP starting", r.stdout)
+	}
+	if !strings.Contains(r.stderr, a.Addr()+": replica 1 is starting: waiting for the others") {
+		t.Errorf("stderr %q: want what replica 1 waits for", r.stderr)
+	}
+	r = run(t, "", "--endpoints", a.Addr(), "--timeout", "500ms", "status", "--json")
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if rows[0]["up"] != false || rows[0]["starting"] != "waiting for the others" {
+		t.Errorf("status --json row %v: want up false and what it waits for", rows[0])
+	}
+}
+
 func TestStatusJSON(t *testing.T) {
 	clearEnv(t)
 	path, dead := statusCluster(t)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ballot-kv/ballot/client"
 	"github.com/ballot-kv/ballot/gen/kvapi"
 	"github.com/ballot-kv/ballot/replicas"
 )
@@ -41,7 +42,10 @@ type replicaStatus struct {
 	// MemberAddresses are the committed configuration's members with the
 	// addresses it records.
 	MemberAddresses []memberAddress `json:"member_addresses,omitempty"`
-	Error           string          `json:"error,omitempty"`
+	// Starting says what a replica that answered but serves nothing yet is
+	// waiting for; such a row is not up.
+	Starting string `json:"starting,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // status asks every replica for its status at once, each within the timeout, and
@@ -95,17 +99,21 @@ type statusFunc = func(ctx context.Context, endpoint string) (*kvapi.ReplicaStat
 func queryStatus(ctx context.Context, ask statusFunc, r replicas.Replica) replicaStatus {
 	row := replicaStatus{ID: r.ID, ClientAddr: r.ClientAddr, PeerAddr: r.PeerAddr, Members: []int64{}}
 	st, err := ask(ctx, r.ClientAddr)
+	var starting *client.StartingError
+	if errors.As(err, &starting) {
+		row.Starting = starting.Reason
+	}
 	if err != nil {
 		row.Error = err.Error()
 		return row
 	}
-	row.Up = true
 	if st.ID > 0 {
 		row.ID = uint64(st.ID)
 	}
 	if st.PeerAddr != "" {
 		row.PeerAddr = st.PeerAddr
 	}
+	row.Up = true
 	row.Leader = st.IsLeader
 	row.LeaderID = st.LeaderID
 	row.Ballot = st.Ballot
@@ -147,7 +155,11 @@ func printTable(c *cli.Context, rows []replicaStatus) error {
 			peer = r.PeerAddr
 		}
 		if !r.Up {
-			fmt.Fprintf(tw, "%s\t%s\t%s\tdown\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer)
+			state := "down"
+			if r.Starting != "" {
+				state = "starting"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", id, r.ClientAddr, peer, state)
 			continue
 		}
 		leader := "no"

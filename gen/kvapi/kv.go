@@ -1157,6 +1157,9 @@ func (p *ReplicaAddress) String() string {
 //  - ConfigEpoch: Epoch of the committed configuration this replica follows (members lists its ids).
 //  - Member: Whether this replica is a member of that configuration.
 //  - MemberAddresses: That configuration's members with the addresses it records.
+//  - Starting: Non-empty while this replica is starting and serves nothing yet: what it is
+// waiting for. Until then every other call answers Unavailable, so a client
+// goes on to another replica; the other fields are unset.
 type ReplicaStatus struct {
   ID int64 `thrift:"id,1" db:"id" json:"id"`
   ClientAddr string `thrift:"client_addr,2" db:"client_addr" json:"client_addr"`
@@ -1175,6 +1178,7 @@ type ReplicaStatus struct {
   ConfigEpoch int64 `thrift:"config_epoch,15" db:"config_epoch" json:"config_epoch"`
   Member bool `thrift:"member,16" db:"member" json:"member"`
   MemberAddresses []*ReplicaAddress `thrift:"member_addresses,17" db:"member_addresses" json:"member_addresses"`
+  Starting string `thrift:"starting,18" db:"starting" json:"starting"`
 }
 
 func NewReplicaStatus() *ReplicaStatus {
@@ -1248,6 +1252,10 @@ func (p *ReplicaStatus) GetMember() bool {
 
 func (p *ReplicaStatus) GetMemberAddresses() []*ReplicaAddress {
   return p.MemberAddresses
+}
+
+func (p *ReplicaStatus) GetStarting() string {
+  return p.Starting
 }
 func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error {
   if _, err := iprot.ReadStructBegin(ctx); err != nil {
@@ -1425,6 +1433,16 @@ func (p *ReplicaStatus) Read(ctx context.Context, iprot thrift.TProtocol) error 
     case 17:
       if fieldTypeId == thrift.LIST {
         if err := p.ReadField17(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 18:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField18(ctx, iprot); err != nil {
           return err
         }
       } else {
@@ -1624,6 +1642,15 @@ func (p *ReplicaStatus)  ReadField17(ctx context.Context, iprot thrift.TProtocol
   return nil
 }
 
+func (p *ReplicaStatus)  ReadField18(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 18: ", err)
+} else {
+  p.Starting = v
+}
+  return nil
+}
+
 func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error {
   if err := oprot.WriteStructBegin(ctx, "ReplicaStatus"); err != nil {
     return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
@@ -1645,6 +1672,7 @@ func (p *ReplicaStatus) Write(ctx context.Context, oprot thrift.TProtocol) error
     if err := p.writeField15(ctx, oprot); err != nil { return err }
     if err := p.writeField16(ctx, oprot); err != nil { return err }
     if err := p.writeField17(ctx, oprot); err != nil { return err }
+    if err := p.writeField18(ctx, oprot); err != nil { return err }
   }
   if err := oprot.WriteFieldStop(ctx); err != nil {
     return thrift.PrependError("write field stop error: ", err) }
@@ -1840,6 +1868,16 @@ func (p *ReplicaStatus) writeField17(ctx context.Context, oprot thrift.TProtocol
   return err
 }
 
+func (p *ReplicaStatus) writeField18(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "starting", thrift.STRING, 18); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 18:starting: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.Starting)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.starting (18) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 18:starting: ", p), err) }
+  return err
+}
+
 func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
   if p == other {
     return true
@@ -1871,6 +1909,7 @@ func (p *ReplicaStatus) Equals(other *ReplicaStatus) bool {
     _src3 := other.MemberAddresses[i]
     if !_tgt.Equals(_src3) { return false }
   }
+  if p.Starting != other.Starting { return false }
   return true
 }
 

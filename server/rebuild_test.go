@@ -450,7 +450,7 @@ func TestClientPortAnswersWhileStarting(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var err error
-		if st, err = rawStatus(ports[0]); err == nil {
+		if st, err = rawStatusEvenStarting(ports[0]); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

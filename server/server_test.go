@@ -179,7 +179,18 @@ func (c *testCluster) leader() uint64 {
 	return 0
 }
 
+// rawStatus asks the replica at addr for its status; one still starting, which
+// serves nothing and reports no state yet, is an error.
 func rawStatus(addr string) (*kvapi.ReplicaStatus, error) {
+	st, err := rawStatusEvenStarting(addr)
+	if err == nil && st.GetStarting() != "" {
+		return nil, fmt.Errorf("replica %d is starting: %s", st.GetID(), st.GetStarting())
+	}
+	return st, err
+}
+
+// rawStatusEvenStarting is rawStatus, answered by a starting replica too.
+func rawStatusEvenStarting(addr string) (*kvapi.ReplicaStatus, error) {
 	cfg := &thrift.TConfiguration{ConnectTimeout: time.Second, SocketTimeout: time.Second}
 	tr := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, cfg), cfg)
 	if err := tr.Open(); err != nil {

@@ -82,7 +82,7 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 	// refused holds the endpoints whose TLS handshake failed on a certificate.
 	// Once all of them have, retrying until the deadline cannot help: the
 	// certificates will not change in the meantime.
-	refused := make(map[string]bool)
+	var refused map[string]bool // made at the first refusal: most operations see none
 	for {
 		sent, err := c.attempt(ctx, addr, call)
 		if err == nil {
@@ -151,6 +151,9 @@ func (c *Client) run(ctx context.Context, op string, rt route, call callFunc) (m
 			lastErr = err
 			if isCertificateRefusal(err) {
 				lastSaid = addr + ": " + err.Error()
+				if refused == nil {
+					refused = make(map[string]bool, len(eps))
+				}
 				refused[addr] = true
 				if allRefused(eps, refused) {
 					return maybeApplied, fmt.Errorf("%s: %w: every endpoint refused the TLS handshake on a certificate (last: %s)", op, ErrUnavailable, lastSaid)

@@ -15,22 +15,7 @@ func TestWritesContinueWhileEitherFollowerIsStopped(t *testing.T) {
 	// Calls to a stopped replica time out only after a minute, and the put
 	// deadline is 10 s: far longer than moving to the other follower takes (two
 	// ticks), far shorter than a leader waiting for its calls to fail would.
-	// The replicas take the long timeout once the cluster has formed: a
-	// replica founding a new cluster asks the others whether they hold state,
-	// and one whose answers come in after the others have elected a leader
-	// rebuilds for two minutes instead (seen in CI, with this timeout).
-	c := newCluster(t, 3)
-	c.waitLeader()
-	c.args = append(c.args, "--peer-timeout", "60s")
-	for _, id := range c.ids() {
-		c.kill(id)
-	}
-	for _, id := range c.ids() {
-		c.startNoWait(id)
-	}
-	for _, id := range c.ids() {
-		c.waitServing(id)
-	}
+	c := newClusterWith(t, 3, "--peer-timeout", "60s")
 	leader := c.waitLeader()
 	cl := c.client(10*time.Second, leader)
 	defer cl.Close()
